@@ -1,0 +1,58 @@
+//! Conversions between store records and proto messages.
+
+use chrono::{DateTime, Utc};
+use latch_core::flow::{Problem, Severity};
+use latch_proto::v1 as pb;
+
+use crate::store::{self, StoredFlow, TokenRecord};
+
+pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos().try_into().unwrap_or(0) }
+}
+
+pub fn flow(flow: &StoredFlow) -> pb::AccessFlow {
+    pb::AccessFlow {
+        spec: Some(flow.spec.to_proto()),
+        version: flow.version,
+        digest: flow.digest.clone(),
+        applied_at: Some(timestamp(flow.applied_at)),
+        applied_by: flow.applied_by.clone(),
+        deleted: flow.deleted,
+    }
+}
+
+pub fn problem(problem: &Problem) -> pb::FlowProblem {
+    let severity = match problem.severity {
+        Severity::Error => pb::ProblemSeverity::Error,
+        Severity::Warning => pb::ProblemSeverity::Warning,
+    };
+    pb::FlowProblem {
+        severity: severity.into(),
+        flow_index: u32::try_from(problem.flow_index).unwrap_or(u32::MAX),
+        flow_name: problem.flow_name.clone().unwrap_or_default(),
+        path: problem.path.clone(),
+        message: problem.message.clone(),
+    }
+}
+
+pub fn applied(applied: &store::AppliedFlow) -> pb::AppliedFlow {
+    let outcome = match applied.outcome {
+        store::ApplyOutcome::Created => pb::ApplyOutcome::Created,
+        store::ApplyOutcome::Updated => pb::ApplyOutcome::Updated,
+        store::ApplyOutcome::Unchanged => pb::ApplyOutcome::Unchanged,
+    };
+    pb::AppliedFlow { name: applied.name.clone(), version: applied.version, outcome: outcome.into() }
+}
+
+pub fn token(token: &TokenRecord) -> pb::ApiToken {
+    pb::ApiToken {
+        id: token.id.clone(),
+        user: token.user.clone(),
+        admin: token.admin,
+        description: token.description.clone(),
+        created_at: Some(timestamp(token.created_at)),
+        expires_at: token.expires_at.map(timestamp),
+        revoked_at: token.revoked_at.map(timestamp),
+        created_by: token.created_by.clone(),
+    }
+}

@@ -1,0 +1,64 @@
+//! The public API: gRPC services, health and reflection, plus HTTP `/healthz` and `/metrics`, all on
+//! one port.
+
+mod auth_layer;
+mod convert;
+mod flows;
+mod page;
+mod status;
+mod tokens;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use latch_proto::v1::access_flow_service_server::AccessFlowServiceServer;
+use latch_proto::v1::token_service_server::TokenServiceServer;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::store::Store;
+
+pub use auth_layer::caller;
+pub use flows::FlowApi;
+pub use tokens::TokenApi;
+
+/// gRPC paths that answer without a token: health probes (Kubernetes' native gRPC probes cannot send
+/// one), and nothing else.
+const UNAUTHENTICATED_PREFIXES: &[&str] = &["/grpc.health.v1.Health/"];
+
+/// Builds the whole public router: Latch's services behind token authentication, health, reflection,
+/// `/healthz` and `/metrics`.
+pub fn router(store: Arc<dyn Store>, metrics: PrometheusHandle) -> Result<axum::Router, tonic_reflection::server::Error> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    // The reporter only records state; setting it before the services exist is fine.
+    let reporter = health_reporter.clone();
+    tokio::spawn(async move {
+        reporter.set_serving::<AccessFlowServiceServer<FlowApi>>().await;
+        reporter.set_serving::<TokenServiceServer<TokenApi>>().await;
+    });
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(latch_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    // grpcio's Python reflection client still speaks v1alpha.
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(latch_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let grpc = tonic::service::Routes::builder()
+        .add_service(AccessFlowServiceServer::new(FlowApi::new(store.clone())))
+        .add_service(TokenServiceServer::new(TokenApi::new(store.clone())))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .clone()
+        .routes()
+        .prepare()
+        .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(store, auth_layer::authenticate));
+
+    let http = axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(move || std::future::ready(metrics.render())));
+    Ok(http.merge(grpc).layer(axum::middleware::from_fn(crate::metrics::record_request)))
+}

@@ -1,0 +1,50 @@
+//! The one place where internal errors become gRPC statuses.
+
+use latch_core::flow::Problem;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use crate::store::StoreError;
+
+impl From<StoreError> for Status {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(what) => Status::aborted(format!("conflicting concurrent change to {what}; retry")),
+            other => {
+                // Details stay in the server log; callers learn only that it failed and nothing changed.
+                tracing::error!(error = %other, "store error");
+                Status::internal("internal storage error; nothing was changed")
+            }
+        }
+    }
+}
+
+/// INVALID_ARGUMENT listing every problem, one per line, with each also as a field violation.
+pub fn invalid_flows(problems: &[Problem]) -> Status {
+    let errors: Vec<&Problem> = problems.iter().filter(|p| p.is_error()).collect();
+    let message = format!(
+        "{} problem{} found; nothing was stored:\n{}",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" },
+        errors.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")
+    );
+    let violations = errors
+        .iter()
+        .map(|p| FieldViolation::new(field_of(p), p.message.clone()))
+        .collect::<Vec<_>>();
+    Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request(violations))
+}
+
+/// `flows[i].path`, the problem's field in request terms.
+fn field_of(problem: &Problem) -> String {
+    if problem.path.is_empty() {
+        format!("flows[{}]", problem.flow_index)
+    } else {
+        format!("flows[{}].{}", problem.flow_index, problem.path)
+    }
+}
+
+/// INVALID_ARGUMENT naming a request field and its value.
+pub fn invalid_field(field: &str, message: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {message}"))
+}

@@ -1,0 +1,239 @@
+//! Server settings: defaults, then the `--config` file, then `LATCH_*` environment variables, then
+//! flags. Everything is checked at start, and every problem is reported at once.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Latch control plane: access flows, decisions, grants and the audit log.
+#[derive(Debug, Default, Parser)]
+#[command(name = "latch-server", version, about, long_about = None)]
+pub struct Flags {
+    /// Directory for the SQLite database, the first admin token and other local state
+    /// [default: ./latch-data]
+    #[arg(long, env = "LATCH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the public API: gRPC (with health and reflection) and HTTP /healthz and /metrics
+    /// [default: 127.0.0.1:7700]
+    #[arg(long, env = "LATCH_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Address connectors dial (mutual TLS) [default: 127.0.0.1:7701]
+    #[arg(long, env = "LATCH_CONNECTOR_LISTEN", value_name = "ADDR")]
+    pub connector_listen: Option<String>,
+    /// PostgreSQL URL (postgres://...). Unset: SQLite in the data directory
+    #[arg(long, env = "LATCH_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// File holding the PostgreSQL URL, so that a password need not appear in a command line
+    #[arg(long, env = "LATCH_DATABASE_URL_FILE", value_name = "FILE")]
+    pub database_url_file: Option<PathBuf>,
+    /// TOML file with any of these settings (flags and environment variables take precedence)
+    #[arg(long, env = "LATCH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log filter, in tracing's EnvFilter syntax [default: info]
+    #[arg(long, env = "LATCH_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The `--config` file. Same settings as the flags, in snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub connector_listen: Option<String>,
+    pub database_url: Option<String>,
+    pub database_url_file: Option<PathBuf>,
+    pub log: Option<String>,
+}
+
+/// Where the server keeps its state.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// SQLite in `<data_dir>/latch.db`.
+    Sqlite,
+    /// A PostgreSQL URL (may hold a password: never printed).
+    Postgres(String),
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite => f.write_str("Sqlite"),
+            Database::Postgres(_) => f.write_str("Postgres(<redacted>)"),
+        }
+    }
+}
+
+/// Checked settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub connector_listen: SocketAddr,
+    pub database: Database,
+    pub log: String,
+}
+
+/// Every problem found in the settings.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  {}", .0.join("\n  "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Reads the config file (if any), layers the flags over it and checks the result.
+    pub fn load(flags: Flags) -> Result<Config, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Config::resolve(flags, file)
+    }
+
+    /// Layers `flags` (which already include the environment) over `file` over the defaults.
+    pub fn resolve(flags: Flags, file: FileConfig) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let data_dir = flags.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./latch-data"));
+        if data_dir.as_os_str().is_empty() {
+            problems.push("data_dir: must not be empty".to_string());
+        } else if data_dir.exists() && !data_dir.is_dir() {
+            problems.push(format!("data_dir: {} exists and is not a directory", data_dir.display()));
+        }
+        let listen = parse_addr("listen", flags.listen.or(file.listen), "127.0.0.1:7700", &mut problems);
+        let connector_listen = parse_addr(
+            "connector_listen",
+            flags.connector_listen.or(file.connector_listen),
+            "127.0.0.1:7701",
+            &mut problems,
+        );
+        if let (Some(a), Some(b)) = (listen, connector_listen)
+            && a.port() != 0
+            && a == b
+        {
+            problems.push(format!("connector_listen: {b} is also the listen address; they must differ"));
+        }
+        let url = match (flags.database_url.or(file.database_url), flags.database_url_file.or(file.database_url_file)) {
+            (Some(_), Some(_)) => {
+                problems.push("database_url: give either database_url or database_url_file, not both".into());
+                None
+            }
+            (Some(url), None) => Some(url),
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(text) => Some(text.trim().to_string()),
+                Err(err) => {
+                    problems.push(format!("database_url_file: cannot read {}: {err}", path.display()));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        let database = match url {
+            None => Database::Sqlite,
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Database::Postgres(url),
+            Some(url) => {
+                let scheme = url.split_once("://").map_or("(none)", |(scheme, _)| scheme);
+                problems.push(format!(
+                    "database_url: unsupported scheme {scheme:?}; use a postgres:// URL, or leave it unset for SQLite in the data directory"
+                ));
+                Database::Sqlite
+            }
+        };
+        let log = flags.log.or(file.log).unwrap_or_else(|| "info".to_string());
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&log) {
+            problems.push(format!("log: {log:?} is not a valid filter: {err}"));
+        }
+        match (listen, connector_listen, problems.is_empty()) {
+            (Some(listen), Some(connector_listen), true) => {
+                Ok(Config { data_dir, listen, connector_listen, database, log })
+            }
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| ConfigError(vec![format!("config: cannot read {}: {err}", path.display())]))?;
+    toml::from_str(&text).map_err(|err| ConfigError(vec![format!("config: {}: {}", path.display(), err.message())]))
+}
+
+fn parse_addr(field: &str, value: Option<String>, default: &str, problems: &mut Vec<String>) -> Option<SocketAddr> {
+    let value = value.unwrap_or_else(|| default.to_string());
+    match value.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            problems.push(format!("{field}: {value:?} is not an address (expected IP:PORT, like {default})"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let config = Config::resolve(Flags::default(), FileConfig::default()).expect("defaults are valid");
+        assert_eq!(config.data_dir, PathBuf::from("./latch-data"));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7700");
+        assert_eq!(config.connector_listen.to_string(), "127.0.0.1:7701");
+        assert_eq!(config.database, Database::Sqlite);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let flags = Flags { listen: Some("127.0.0.1:9000".into()), ..Flags::default() };
+        let file = FileConfig {
+            listen: Some("127.0.0.1:8000".into()),
+            connector_listen: Some("127.0.0.1:8001".into()),
+            ..FileConfig::default()
+        };
+        let config = Config::resolve(flags, file).expect("valid");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(config.connector_listen.to_string(), "127.0.0.1:8001");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_value() {
+        let flags = Flags {
+            listen: Some("localhost".into()),
+            connector_listen: Some("nope:1".into()),
+            database_url: Some("mysql://x".into()),
+            log: Some("=bad=".into()),
+            ..Flags::default()
+        };
+        let err = Config::resolve(flags, FileConfig::default()).expect_err("invalid");
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 4, "{text}");
+        assert!(text.contains(r#"listen: "localhost" is not an address"#), "{text}");
+        assert!(text.contains(r#"connector_listen: "nope:1" is not an address"#), "{text}");
+        assert!(text.contains(r#"unsupported scheme "mysql""#), "{text}");
+        assert!(text.contains(r#"log: "=bad=""#), "{text}");
+    }
+
+    #[test]
+    fn the_same_address_twice_is_refused() {
+        let flags = Flags {
+            listen: Some("127.0.0.1:7000".into()),
+            connector_listen: Some("127.0.0.1:7000".into()),
+            ..Flags::default()
+        };
+        let err = Config::resolve(flags, FileConfig::default()).expect_err("invalid");
+        assert!(err.to_string().contains("connector_listen: 127.0.0.1:7000 is also the listen address"));
+    }
+
+    #[test]
+    fn unknown_file_fields_are_named() {
+        let err = toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\nlisten_addr = 3\n").expect_err("unknown");
+        assert!(err.message().contains("listen_addr"), "{}", err.message());
+    }
+
+    #[test]
+    fn postgres_urls_are_never_printed() {
+        let db = Database::Postgres("postgres://u:secret@h/db".into());
+        assert!(!format!("{db:?}").contains("secret"));
+    }
+}

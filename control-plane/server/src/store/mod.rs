@@ -1,0 +1,99 @@
+//! Durable state behind one interface, [`Store`], with one implementation per backend: SQLite (the
+//! default, one file) and PostgreSQL (production, several replicas). Each backend runs its own
+//! migrations at start. The contract tests in `tests/store_contract.rs` run against both.
+
+mod audit_chain;
+mod error;
+mod postgres;
+mod records;
+mod sql_store;
+mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use audit_chain::{GENESIS_HASH, chain_hash};
+pub use error::StoreError;
+pub use postgres::PostgresStore;
+pub use records::{
+    AppliedFlow, ApplyOutcome, AuditEvent, FlowVersion, NewAuditEvent, NewToken, StoredFlow,
+    TokenRecord,
+};
+pub use sqlite::SqliteStore;
+
+/// Everything Latch keeps. Every method that changes state writes its audit events in the same
+/// transaction, so a change and its record land together or not at all.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates or updates flows, all or nothing. Content equal to the current version (same digest)
+    /// makes no new version; a deleted flow comes back with the version after its last one.
+    async fn apply_flows(
+        &self,
+        flows: &[FlowVersion],
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AppliedFlow>, StoreError>;
+
+    /// The current version of a live flow, or a given version of any flow, deleted or not.
+    async fn get_flow(&self, name: &str, version: Option<u32>) -> Result<Option<StoredFlow>, StoreError>;
+
+    /// Current versions of live flows with names after `after`, ordered by name.
+    async fn list_flows(&self, after: Option<&str>, limit: u32) -> Result<Vec<StoredFlow>, StoreError>;
+
+    /// Deletes a live flow; returns its last version, or `None` if there was no such live flow.
+    async fn delete_flow(
+        &self,
+        name: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredFlow>, StoreError>;
+
+    /// Stores a new token (its hash only).
+    async fn create_token(&self, token: &NewToken, actor: &str) -> Result<(), StoreError>;
+
+    /// Stores `token` only if no token exists at all; returns whether it did. Used once, at first start.
+    async fn create_first_admin_token(&self, token: &NewToken) -> Result<bool, StoreError>;
+
+    /// The token with this id, whatever its state.
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Tokens with ids before `before` (ids grow with time, so this is newest first).
+    /// Without `include_inactive`, revoked tokens and tokens expired at `now` are left out.
+    async fn list_tokens(
+        &self,
+        before: Option<&str>,
+        limit: u32,
+        include_inactive: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revokes a token; revoking a revoked token changes nothing. `None` if there is no such token.
+    async fn revoke_token(
+        &self,
+        id: &str,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Audit events with sequence numbers after `after_seq`, oldest first.
+    async fn audit_events(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// `at` at the precision both backends keep (microseconds), so that a value handed back equals the
+/// value read later.
+pub fn stored_time(at: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    at.trunc_subsecs(6)
+}
+
+/// Opens the store a server is configured for: PostgreSQL for a `postgres://` URL, otherwise SQLite
+/// in `data_dir/latch.db`. Migrations run before this returns.
+pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    match database_url {
+        Some(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
+        None => Ok(Arc::new(SqliteStore::open(&data_dir.join("latch.db")).await?)),
+    }
+}

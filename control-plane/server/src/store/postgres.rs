@@ -1,0 +1,30 @@
+//! The PostgreSQL store: for production and for several replicas on one database.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use super::StoreError;
+use super::sql_store::impl_store;
+
+/// Latch's state in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects and runs the PostgreSQL migrations. sqlx's migrator takes an advisory lock, so
+    /// replicas starting together migrate once.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+}
+
+impl_store!(PostgresStore, sqlx::Postgres, begin = "BEGIN", for_update = " FOR UPDATE");

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, proto lint, and every test on SQLite and
+# PostgreSQL. Installs what it needs (buf from npm, a Python venv) and starts PostgreSQL if it is down.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "test tools"
+eval "$(scripts/setup-test-tools.sh)"
+scripts/ensure-postgres.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "buf lint"
+tools/node_modules/.bin/buf lint proto
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build the binaries the end-to-end tests start"
+cargo build --workspace --bins --locked
+
+step "cargo test (SQLite and PostgreSQL)"
+cargo test --workspace --locked
