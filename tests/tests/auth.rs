@@ -69,7 +69,8 @@ async fn health_reflection_and_metrics() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(&dir.path().join("data"), None);
 
-    let mut health = tonic_health::pb::health_client::HealthClient::connect(server.url()).await.expect("connect");
+    let channel = tonic::transport::Channel::from_shared(server.url()).expect("url").connect().await.expect("connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let status = health
         .check(tonic_health::pb::HealthCheckRequest { service: "latch.v1.AccessFlowService".into() })
         .await
@@ -82,7 +83,7 @@ async fn health_reflection_and_metrics() {
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     use tonic_reflection::pb::v1::ServerReflectionRequest;
-    let mut reflection = ServerReflectionClient::connect(server.url()).await.expect("connect");
+    let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
     let mut stream = reflection
         .server_reflection_info(with_token(tokio_stream::iter(vec![request]), &server.admin_token()))

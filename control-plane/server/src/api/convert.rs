@@ -1,7 +1,6 @@
 //! Conversions between store records and proto messages.
 
 use chrono::{DateTime, Utc};
-use latch_core::flow::{Problem, Severity};
 use latch_proto::v1 as pb;
 
 use crate::store::{self, StoredFlow, TokenRecord};
@@ -18,20 +17,6 @@ pub fn flow(flow: &StoredFlow) -> pb::AccessFlow {
         applied_at: Some(timestamp(flow.applied_at)),
         applied_by: flow.applied_by.clone(),
         deleted: flow.deleted,
-    }
-}
-
-pub fn problem(problem: &Problem) -> pb::FlowProblem {
-    let severity = match problem.severity {
-        Severity::Error => pb::ProblemSeverity::Error,
-        Severity::Warning => pb::ProblemSeverity::Warning,
-    };
-    pb::FlowProblem {
-        severity: severity.into(),
-        flow_index: u32::try_from(problem.flow_index).unwrap_or(u32::MAX),
-        flow_name: problem.flow_name.clone().unwrap_or_default(),
-        path: problem.path.clone(),
-        message: problem.message.clone(),
     }
 }
 

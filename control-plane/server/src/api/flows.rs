@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use latch_core::flow::{self, KnownNames, Parsed};
+use latch_core::flow::{self, KnownNames, Parsed, Problem};
 use latch_proto::v1 as pb;
 use latch_proto::v1::access_flow_service_server::AccessFlowService;
 use tonic::{Request, Response, Status};
@@ -35,8 +35,7 @@ impl FlowApi {
         }
         // Integrations, users, groups and schedules arrive later from connectors and the directory; until
         // then every reference is unknown, which is a warning, never a refusal.
-        let known = KnownNames::default();
-        parsed.problems.extend(flow::unknown_reference_warnings(&parsed.flows, &known));
+        parsed.add_unknown_reference_warnings(&KnownNames::default());
         Ok(parsed)
     }
 }
@@ -52,7 +51,7 @@ impl AccessFlowService for FlowApi {
         let valid = !parsed.problems.iter().any(|p| p.is_error());
         Ok(Response::new(pb::ValidateFlowsResponse {
             valid,
-            problems: parsed.problems.iter().map(convert::problem).collect(),
+            problems: parsed.problems.iter().map(Problem::to_proto).collect(),
             flows: if valid { parsed.flows.iter().map(|f| f.to_proto()).collect() } else { Vec::new() },
         }))
     }
@@ -73,7 +72,7 @@ impl AccessFlowService for FlowApi {
         }
         Ok(Response::new(pb::ApplyFlowsResponse {
             flows: applied.iter().map(convert::applied).collect(),
-            warnings: parsed.problems.iter().map(convert::problem).collect(),
+            warnings: parsed.problems.iter().map(Problem::to_proto).collect(),
         }))
     }
 

@@ -26,7 +26,7 @@ pub fn invalid_flows(problems: &[Problem]) -> Status {
         "{} problem{} found; nothing was stored:\n{}",
         errors.len(),
         if errors.len() == 1 { "" } else { "s" },
-        errors.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")
+        errors.iter().map(|p| p.with_flow().to_string()).collect::<Vec<_>>().join("\n")
     );
     let violations = errors
         .iter()

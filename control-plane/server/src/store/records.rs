@@ -17,10 +17,7 @@ pub struct FlowVersion {
 impl FlowVersion {
     /// Canonical JSON and digest of a validated spec.
     pub fn new(spec: FlowSpec) -> Self {
-        let json = serde_json::to_string(&spec).unwrap_or_else(|err| {
-            // A FlowSpec holds only strings, numbers and maps with string keys, which always serialise.
-            unreachable!("a flow spec always serialises to JSON: {err}")
-        });
+        let json = spec.canonical_json();
         let digest = spec.digest();
         FlowVersion { spec, json, digest }
     }

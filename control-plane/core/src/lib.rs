@@ -1,0 +1,2 @@
+//! Latch's pure core. Nothing here does I/O.
+pub mod flow;
