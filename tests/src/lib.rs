@@ -12,25 +12,40 @@ use std::time::{Duration, Instant};
 /// Path of a workspace binary built next to the running test.
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` before the end-to-end tests", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the end-to-end tests",
+        path.display()
+    );
     path
 }
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// The PostgreSQL server the tests use.
 pub fn postgres_admin_url() -> String {
-    std::env::var("LATCH_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("LATCH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Which database a test server uses.
@@ -52,18 +67,27 @@ impl PgDatabase {
         psql(&format!("CREATE DATABASE {name}"));
         let base = postgres_admin_url();
         let (prefix, _) = base.rsplit_once('/').expect("url ends in /DATABASE");
-        PgDatabase { url: format!("{prefix}/{name}"), name }
+        PgDatabase {
+            url: format!("{prefix}/{name}"),
+            name,
+        }
     }
 }
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        let _ = psql_status(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = psql_status(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 
 fn psql_status(sql: &str) -> std::io::Result<std::process::ExitStatus> {
-    Command::new("psql").arg(postgres_admin_url()).args(["-q", "-v", "ON_ERROR_STOP=1", "-c", sql]).status()
+    Command::new("psql")
+        .arg(postgres_admin_url())
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .status()
 }
 
 /// Runs SQL on the test PostgreSQL server's admin database.
@@ -99,12 +123,21 @@ impl Server {
 
     /// Starts the server again with the same settings (after [`Server::stop`]).
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let mut command = Command::new(bin_path("latch-server"));
         command
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--listen", &self.listen, "--connector-listen", &self.connector_listen])
+            .args([
+                "--listen",
+                &self.listen,
+                "--connector-listen",
+                &self.connector_listen,
+            ])
             .env_remove("LATCH_DATABASE_URL")
             .env("LATCH_LOG", "info")
             .stdout(log.try_clone().expect("log"))
@@ -119,15 +152,25 @@ impl Server {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("latch-server exited with {status} during start:\n{}", self.log_text());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "latch-server exited with {status} during start:\n{}",
+                    self.log_text()
+                );
             }
             if http_get(&self.listen, "/healthz").is_some_and(|(code, _)| code == 200) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("latch-server did not become ready in 30 s:\n{}", self.log_text());
+        panic!(
+            "latch-server did not become ready in 30 s:\n{}",
+            self.log_text()
+        );
     }
 
     /// `http://` URL of the public API.
@@ -137,7 +180,10 @@ impl Server {
 
     /// The first admin token the server wrote at first start.
     pub fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("admin.token")).expect("admin.token").trim().to_string()
+        std::fs::read_to_string(self.data_dir.join("admin.token"))
+            .expect("admin.token")
+            .trim()
+            .to_string()
     }
 
     /// Everything the server logged so far.
@@ -193,11 +239,18 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let code = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
     Some((code, body))
 }
 

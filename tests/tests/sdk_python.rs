@@ -17,8 +17,13 @@ fn python_client_generated_from_the_protos_talks_to_the_server() {
         .arg(server.data_dir.join("admin.token"))
         .output()
         .expect("run python");
-    assert!(output.status.success(), "smoke.py failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json from smoke.py");
+    assert!(
+        output.status.success(),
+        "smoke.py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("json from smoke.py");
     assert_eq!(result["health"], "SERVING");
     assert_eq!(
         result["applied"],

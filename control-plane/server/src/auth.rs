@@ -66,13 +66,19 @@ pub fn token_id(presented: &str) -> Option<&str> {
     let (id, secret) = rest.split_once('.')?;
     let well_formed = id.len() == 32
         && secret.len() == 64
-        && id.bytes().chain(secret.bytes()).all(|b| b.is_ascii_hexdigit());
+        && id
+            .bytes()
+            .chain(secret.bytes())
+            .all(|b| b.is_ascii_hexdigit());
     well_formed.then_some(id)
 }
 
 /// Whether `presented` is the token stored as `record` and works at `now`.
 pub fn verify(record: &TokenRecord, presented: &str, now: DateTime<Utc>) -> bool {
-    let matches: bool = hash_secret(presented).as_bytes().ct_eq(record.secret_hash.as_bytes()).into();
+    let matches: bool = hash_secret(presented)
+        .as_bytes()
+        .ct_eq(record.secret_hash.as_bytes())
+        .into();
     matches && record.is_active(now)
 }
 
@@ -114,7 +120,12 @@ mod tests {
         let now = Utc::now();
         let issued = issue(request(None), now);
         assert_eq!(token_id(&issued.secret), Some(issued.record.id.as_str()));
-        assert!(!issued.record.secret_hash.contains(&issued.secret[PREFIX.len() + 33..]));
+        assert!(
+            !issued
+                .record
+                .secret_hash
+                .contains(&issued.secret[PREFIX.len() + 33..])
+        );
         assert!(verify(&stored(&issued), &issued.secret, now));
     }
 
@@ -125,16 +136,30 @@ mod tests {
         let mut record = stored(&issued);
         let mut wrong = issued.secret.clone();
         wrong.pop();
-        wrong.push(if issued.secret.ends_with('0') { '1' } else { '0' });
+        wrong.push(if issued.secret.ends_with('0') {
+            '1'
+        } else {
+            '0'
+        });
         assert!(!verify(&record, &wrong, now));
-        assert!(!verify(&record, &issued.secret, now + chrono::Duration::hours(1)));
+        assert!(!verify(
+            &record,
+            &issued.secret,
+            now + chrono::Duration::hours(1)
+        ));
         record.revoked_at = Some(now);
         assert!(!verify(&record, &issued.secret, now));
     }
 
     #[test]
     fn malformed_tokens_have_no_id() {
-        for bad in ["", "latch_", "bearer", "latch_abc.def", &format!("latch_{}.{}", "g".repeat(32), "0".repeat(64))] {
+        for bad in [
+            "",
+            "latch_",
+            "bearer",
+            "latch_abc.def",
+            &format!("latch_{}.{}", "g".repeat(32), "0".repeat(64)),
+        ] {
             assert_eq!(token_id(bad), None, "{bad:?}");
         }
     }

@@ -13,7 +13,10 @@ pub const FIRST_ADMIN: &str = "admin@latch.local";
 
 /// Creates the first admin token if the database has no token at all. Returns the file it was
 /// written to, or `None` when tokens already existed.
-pub async fn first_admin_token(store: &dyn Store, data_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+pub async fn first_admin_token(
+    store: &dyn Store,
+    data_dir: &Path,
+) -> anyhow::Result<Option<PathBuf>> {
     let issued = auth::issue(
         TokenRequest {
             user: FIRST_ADMIN.to_string(),
@@ -37,10 +40,12 @@ pub async fn first_admin_token(store: &dyn Store, data_dir: &Path) -> anyhow::Re
         }
     };
     if !created {
-        std::fs::remove_file(&pending).with_context(|| format!("removing {}", pending.display()))?;
+        std::fs::remove_file(&pending)
+            .with_context(|| format!("removing {}", pending.display()))?;
         return Ok(None);
     }
-    std::fs::rename(&pending, &path).with_context(|| format!("moving the admin token to {}", path.display()))?;
+    std::fs::rename(&pending, &path)
+        .with_context(|| format!("moving the admin token to {}", path.display()))?;
     Ok(Some(path))
 }
 
@@ -53,7 +58,9 @@ fn write_private(path: &Path, secret: &str) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     // `mode` applies only when the file is created; a leftover file keeps its mode, so set it again.
     #[cfg(unix)]
     {

@@ -24,7 +24,12 @@ pub struct Flags {
     #[arg(long, env = "LATCH_CONNECTOR_LISTEN", value_name = "ADDR")]
     pub connector_listen: Option<String>,
     /// PostgreSQL URL (postgres://...). Unset: SQLite in the data directory
-    #[arg(long, env = "LATCH_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LATCH_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// File holding the PostgreSQL URL, so that a password need not appear in a command line
     #[arg(long, env = "LATCH_DATABASE_URL_FILE", value_name = "FILE")]
@@ -95,13 +100,24 @@ impl Config {
     /// Layers `flags` (which already include the environment) over `file` over the defaults.
     pub fn resolve(flags: Flags, file: FileConfig) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
-        let data_dir = flags.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./latch-data"));
+        let data_dir = flags
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./latch-data"));
         if data_dir.as_os_str().is_empty() {
             problems.push("data_dir: must not be empty".to_string());
         } else if data_dir.exists() && !data_dir.is_dir() {
-            problems.push(format!("data_dir: {} exists and is not a directory", data_dir.display()));
+            problems.push(format!(
+                "data_dir: {} exists and is not a directory",
+                data_dir.display()
+            ));
         }
-        let listen = parse_addr("listen", flags.listen.or(file.listen), "127.0.0.1:7700", &mut problems);
+        let listen = parse_addr(
+            "listen",
+            flags.listen.or(file.listen),
+            "127.0.0.1:7700",
+            &mut problems,
+        );
         let connector_listen = parse_addr(
             "connector_listen",
             flags.connector_listen.or(file.connector_listen),
@@ -112,18 +128,28 @@ impl Config {
             && a.port() != 0
             && a == b
         {
-            problems.push(format!("connector_listen: {b} is also the listen address; they must differ"));
+            problems.push(format!(
+                "connector_listen: {b} is also the listen address; they must differ"
+            ));
         }
-        let url = match (flags.database_url.or(file.database_url), flags.database_url_file.or(file.database_url_file)) {
+        let url = match (
+            flags.database_url.or(file.database_url),
+            flags.database_url_file.or(file.database_url_file),
+        ) {
             (Some(_), Some(_)) => {
-                problems.push("database_url: give either database_url or database_url_file, not both".into());
+                problems.push(
+                    "database_url: give either database_url or database_url_file, not both".into(),
+                );
                 None
             }
             (Some(url), None) => Some(url),
             (None, Some(path)) => match std::fs::read_to_string(&path) {
                 Ok(text) => Some(text.trim().to_string()),
                 Err(err) => {
-                    problems.push(format!("database_url_file: cannot read {}: {err}", path.display()));
+                    problems.push(format!(
+                        "database_url_file: cannot read {}: {err}",
+                        path.display()
+                    ));
                     None
                 }
             },
@@ -131,7 +157,9 @@ impl Config {
         };
         let database = match url {
             None => Database::Sqlite,
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Database::Postgres(url),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Database::Postgres(url)
+            }
             Some(url) => {
                 let scheme = url.split_once("://").map_or("(none)", |(scheme, _)| scheme);
                 problems.push(format!(
@@ -145,26 +173,47 @@ impl Config {
             problems.push(format!("log: {log:?} is not a valid filter: {err}"));
         }
         match (listen, connector_listen, problems.is_empty()) {
-            (Some(listen), Some(connector_listen), true) => {
-                Ok(Config { data_dir, listen, connector_listen, database, log })
-            }
+            (Some(listen), Some(connector_listen), true) => Ok(Config {
+                data_dir,
+                listen,
+                connector_listen,
+                database,
+                log,
+            }),
             _ => Err(ConfigError(problems)),
         }
     }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| ConfigError(vec![format!("config: cannot read {}: {err}", path.display())]))?;
-    toml::from_str(&text).map_err(|err| ConfigError(vec![format!("config: {}: {}", path.display(), err.message())]))
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        ConfigError(vec![format!(
+            "config: cannot read {}: {err}",
+            path.display()
+        )])
+    })?;
+    toml::from_str(&text).map_err(|err| {
+        ConfigError(vec![format!(
+            "config: {}: {}",
+            path.display(),
+            err.message()
+        )])
+    })
 }
 
-fn parse_addr(field: &str, value: Option<String>, default: &str, problems: &mut Vec<String>) -> Option<SocketAddr> {
+fn parse_addr(
+    field: &str,
+    value: Option<String>,
+    default: &str,
+    problems: &mut Vec<String>,
+) -> Option<SocketAddr> {
     let value = value.unwrap_or_else(|| default.to_string());
     match value.parse() {
         Ok(addr) => Some(addr),
         Err(_) => {
-            problems.push(format!("{field}: {value:?} is not an address (expected IP:PORT, like {default})"));
+            problems.push(format!(
+                "{field}: {value:?} is not an address (expected IP:PORT, like {default})"
+            ));
             None
         }
     }
@@ -176,7 +225,8 @@ mod tests {
 
     #[test]
     fn defaults_need_no_configuration() {
-        let config = Config::resolve(Flags::default(), FileConfig::default()).expect("defaults are valid");
+        let config =
+            Config::resolve(Flags::default(), FileConfig::default()).expect("defaults are valid");
         assert_eq!(config.data_dir, PathBuf::from("./latch-data"));
         assert_eq!(config.listen.to_string(), "127.0.0.1:7700");
         assert_eq!(config.connector_listen.to_string(), "127.0.0.1:7701");
@@ -185,7 +235,10 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file() {
-        let flags = Flags { listen: Some("127.0.0.1:9000".into()), ..Flags::default() };
+        let flags = Flags {
+            listen: Some("127.0.0.1:9000".into()),
+            ..Flags::default()
+        };
         let file = FileConfig {
             listen: Some("127.0.0.1:8000".into()),
             connector_listen: Some("127.0.0.1:8001".into()),
@@ -208,8 +261,14 @@ mod tests {
         let err = Config::resolve(flags, FileConfig::default()).expect_err("invalid");
         let text = err.to_string();
         assert_eq!(err.0.len(), 4, "{text}");
-        assert!(text.contains(r#"listen: "localhost" is not an address"#), "{text}");
-        assert!(text.contains(r#"connector_listen: "nope:1" is not an address"#), "{text}");
+        assert!(
+            text.contains(r#"listen: "localhost" is not an address"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"connector_listen: "nope:1" is not an address"#),
+            "{text}"
+        );
         assert!(text.contains(r#"unsupported scheme "mysql""#), "{text}");
         assert!(text.contains(r#"log: "=bad=""#), "{text}");
     }
@@ -222,12 +281,16 @@ mod tests {
             ..Flags::default()
         };
         let err = Config::resolve(flags, FileConfig::default()).expect_err("invalid");
-        assert!(err.to_string().contains("connector_listen: 127.0.0.1:7000 is also the listen address"));
+        assert!(
+            err.to_string()
+                .contains("connector_listen: 127.0.0.1:7000 is also the listen address")
+        );
     }
 
     #[test]
     fn unknown_file_fields_are_named() {
-        let err = toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\nlisten_addr = 3\n").expect_err("unknown");
+        let err = toml::from_str::<FileConfig>("listen = \"127.0.0.1:1\"\nlisten_addr = 3\n")
+            .expect_err("unknown");
         assert!(err.message().contains("listen_addr"), "{}", err.message());
     }
 

@@ -17,7 +17,10 @@ pub fn handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder is already installed, in which case ours stays unused.
             let _ = metrics::set_global_recorder(recorder);
-            metrics::describe_counter!("latch_api_requests_total", "Requests to the public API, by path and HTTP status");
+            metrics::describe_counter!(
+                "latch_api_requests_total",
+                "Requests to the public API, by path and HTTP status"
+            );
             metrics::describe_histogram!(
                 "latch_api_request_duration_seconds",
                 "Time to answer a request to the public API, by path"
@@ -33,9 +36,14 @@ pub async fn record_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(request).await;
     // Unknown paths are folded into one label so that a scanner cannot grow the label set.
-    let label = if response.status() == http::StatusCode::NOT_FOUND { "unknown".to_string() } else { path };
+    let label = if response.status() == http::StatusCode::NOT_FOUND {
+        "unknown".to_string()
+    } else {
+        path
+    };
     metrics::counter!("latch_api_requests_total", "path" => label.clone(), "status" => response.status().as_u16().to_string())
         .increment(1);
-    metrics::histogram!("latch_api_request_duration_seconds", "path" => label).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("latch_api_request_duration_seconds", "path" => label)
+        .record(started.elapsed().as_secs_f64());
     response
 }

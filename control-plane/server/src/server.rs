@@ -9,16 +9,23 @@ use crate::config::{Config, Database};
 use crate::{api, bootstrap, metrics, store};
 
 /// Runs the server until `shutdown` completes, then drains in-flight requests.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let database_url = match &config.database {
         Database::Sqlite => None,
         Database::Postgres(url) => Some(url.as_str()),
     };
-    let store = store::open(database_url, &config.data_dir).await.context("opening the database")?;
+    let store = store::open(database_url, &config.data_dir)
+        .await
+        .context("opening the database")?;
     match &config.database {
-        Database::Sqlite => tracing::info!(path = %config.data_dir.join("latch.db").display(), "using SQLite"),
+        Database::Sqlite => {
+            tracing::info!(path = %config.data_dir.join("latch.db").display(), "using SQLite")
+        }
         Database::Postgres(_) => tracing::info!("using PostgreSQL"),
     }
     if let Some(path) = bootstrap::first_admin_token(store.as_ref(), &config.data_dir).await? {
@@ -28,12 +35,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     // Bound now so that a taken port fails the start; the connector stream arrives in a later release.
     let _connector_listener = TcpListener::bind(config.connector_listen)
         .await
-        .with_context(|| format!("binding the connector listener on {}", config.connector_listen))?;
-    let listener =
-        TcpListener::bind(config.listen).await.with_context(|| format!("binding the API listener on {}", config.listen))?;
+        .with_context(|| {
+            format!(
+                "binding the connector listener on {}",
+                config.connector_listen
+            )
+        })?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the API listener on {}", config.listen))?;
     let router = api::router(store, metrics::handle()).context("building the API")?;
     tracing::info!(listen = %listener.local_addr()?, connector_listen = %config.connector_listen, "latch-server is serving");
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving the API")?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving the API")?;
     tracing::info!("latch-server stopped");
     Ok(())
 }

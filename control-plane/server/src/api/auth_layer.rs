@@ -14,9 +14,16 @@ use super::UNAUTHENTICATED_PREFIXES;
 
 /// Finds the caller from the `authorization: Bearer` header and hands it to the services as a request
 /// extension; answers UNAUTHENTICATED when there is no valid token.
-pub async fn authenticate(State(store): State<Arc<dyn Store>>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(store): State<Arc<dyn Store>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
-    if UNAUTHENTICATED_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+    if UNAUTHENTICATED_PREFIXES
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+    {
         return next.run(request).await;
     }
     // Copied out of the request: the body is not `Sync`, so the request cannot be borrowed across an await.
@@ -30,14 +37,25 @@ pub async fn authenticate(State(store): State<Arc<dyn Store>>, mut request: Requ
     }
 }
 
-async fn caller_from_header(store: &dyn Store, header: Option<http::HeaderValue>) -> Result<Caller, Status> {
-    let header = header.ok_or_else(|| Status::unauthenticated("missing bearer token: send `authorization: Bearer <token>`"))?;
+async fn caller_from_header(
+    store: &dyn Store,
+    header: Option<http::HeaderValue>,
+) -> Result<Caller, Status> {
+    let header = header.ok_or_else(|| {
+        Status::unauthenticated("missing bearer token: send `authorization: Bearer <token>`")
+    })?;
     let presented = header
         .to_str()
         .ok()
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
         .map(str::trim)
-        .ok_or_else(|| Status::unauthenticated("the authorization header is not `Bearer <token>`"))?;
+        .ok_or_else(|| {
+            Status::unauthenticated("the authorization header is not `Bearer <token>`")
+        })?;
     let invalid = || Status::unauthenticated("invalid, expired or revoked token");
     let id = auth::token_id(presented).ok_or_else(invalid)?;
     let record = store.token(id).await.map_err(|err| {
@@ -47,9 +65,11 @@ async fn caller_from_header(store: &dyn Store, header: Option<http::HeaderValue>
     })?;
     let now = chrono::Utc::now();
     match record {
-        Some(record) if auth::verify(&record, presented, now) => {
-            Ok(Caller { user: record.user, admin: record.admin, token_id: record.id })
-        }
+        Some(record) if auth::verify(&record, presented, now) => Ok(Caller {
+            user: record.user,
+            admin: record.admin,
+            token_id: record.id,
+        }),
         _ => Err(invalid()),
     }
 }
@@ -70,6 +90,9 @@ pub fn admin<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
     if caller.admin {
         Ok(caller)
     } else {
-        Err(Status::permission_denied(format!("{} is not an admin; this call needs an admin token", caller.user)))
+        Err(Status::permission_denied(format!(
+            "{} is not an admin; this call needs an admin token",
+            caller.user
+        )))
     }
 }

@@ -6,7 +6,10 @@ use latch_proto::v1 as pb;
 use crate::store::{self, StoredFlow, TokenRecord};
 
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos().try_into().unwrap_or(0) }
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: at.timestamp_subsec_nanos().try_into().unwrap_or(0),
+    }
 }
 
 pub fn flow(flow: &StoredFlow) -> pb::AccessFlow {
@@ -26,7 +29,11 @@ pub fn applied(applied: &store::AppliedFlow) -> pb::AppliedFlow {
         store::ApplyOutcome::Updated => pb::ApplyOutcome::Updated,
         store::ApplyOutcome::Unchanged => pb::ApplyOutcome::Unchanged,
     };
-    pb::AppliedFlow { name: applied.name.clone(), version: applied.version, outcome: outcome.into() }
+    pb::AppliedFlow {
+        name: applied.name.clone(),
+        version: applied.version,
+        outcome: outcome.into(),
+    }
 }
 
 pub fn token(token: &TokenRecord) -> pb::ApiToken {

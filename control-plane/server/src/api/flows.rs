@@ -28,7 +28,12 @@ impl FlowApi {
         let mut parsed = match source.and_then(|s| s.source) {
             Some(pb::flow_source::Source::Yaml(text)) => flow::parse_yaml(&text),
             Some(pb::flow_source::Source::Specs(list)) => flow::from_proto(&list.flows),
-            None => return Err(invalid_field("source", "give the flows as `yaml` or as `specs`")),
+            None => {
+                return Err(invalid_field(
+                    "source",
+                    "give the flows as `yaml` or as `specs`",
+                ));
+            }
         };
         if parsed.flows.is_empty() && parsed.problems.is_empty() {
             return Err(invalid_field("source", "contains no flow"));
@@ -52,7 +57,11 @@ impl AccessFlowService for FlowApi {
         Ok(Response::new(pb::ValidateFlowsResponse {
             valid,
             problems: parsed.problems.iter().map(Problem::to_proto).collect(),
-            flows: if valid { parsed.flows.iter().map(|f| f.to_proto()).collect() } else { Vec::new() },
+            flows: if valid {
+                parsed.flows.iter().map(|f| f.to_proto()).collect()
+            } else {
+                Vec::new()
+            },
         }))
     }
 
@@ -66,7 +75,10 @@ impl AccessFlowService for FlowApi {
             return Err(invalid_flows(&parsed.problems));
         }
         let versions: Vec<FlowVersion> = parsed.flows.into_iter().map(FlowVersion::new).collect();
-        let applied = self.store.apply_flows(&versions, &caller.user, chrono::Utc::now()).await?;
+        let applied = self
+            .store
+            .apply_flows(&versions, &caller.user, chrono::Utc::now())
+            .await?;
         for flow in &applied {
             tracing::info!(flow = %flow.name, version = flow.version, outcome = ?flow.outcome, actor = %caller.user, "flow applied");
         }
@@ -76,14 +88,19 @@ impl AccessFlowService for FlowApi {
         }))
     }
 
-    async fn get_flow(&self, request: Request<pb::GetFlowRequest>) -> Result<Response<pb::GetFlowResponse>, Status> {
+    async fn get_flow(
+        &self,
+        request: Request<pb::GetFlowRequest>,
+    ) -> Result<Response<pb::GetFlowResponse>, Status> {
         caller(&request)?;
         let request = request.into_inner();
         if request.name.is_empty() {
             return Err(invalid_field("name", "is required"));
         }
         match self.store.get_flow(&request.name, request.version).await? {
-            Some(flow) => Ok(Response::new(pb::GetFlowResponse { flow: Some(convert::flow(&flow)) })),
+            Some(flow) => Ok(Response::new(pb::GetFlowResponse {
+                flow: Some(convert::flow(&flow)),
+            })),
             None => Err(Status::not_found(match request.version {
                 Some(version) => format!("flow {:?} has no version {version}", request.name),
                 None => format!("flow {:?} not found", request.name),
@@ -101,7 +118,10 @@ impl AccessFlowService for FlowApi {
         let after = page::key(&request.page_token)?;
         let rows = self.store.list_flows(after.as_deref(), limit + 1).await?;
         let (rows, next_page_token) = page::split(rows, limit, |flow| flow.spec.name.as_str());
-        Ok(Response::new(pb::ListFlowsResponse { flows: rows.iter().map(convert::flow).collect(), next_page_token }))
+        Ok(Response::new(pb::ListFlowsResponse {
+            flows: rows.iter().map(convert::flow).collect(),
+            next_page_token,
+        }))
     }
 
     async fn delete_flow(
@@ -113,10 +133,16 @@ impl AccessFlowService for FlowApi {
         if name.is_empty() {
             return Err(invalid_field("name", "is required"));
         }
-        match self.store.delete_flow(&name, &caller.user, chrono::Utc::now()).await? {
+        match self
+            .store
+            .delete_flow(&name, &caller.user, chrono::Utc::now())
+            .await?
+        {
             Some(flow) => {
                 tracing::info!(flow = %name, version = flow.version, actor = %caller.user, "flow deleted");
-                Ok(Response::new(pb::DeleteFlowResponse { flow: Some(convert::flow(&flow)) }))
+                Ok(Response::new(pb::DeleteFlowResponse {
+                    flow: Some(convert::flow(&flow)),
+                }))
             }
             None => Err(Status::not_found(format!("flow {name:?} not found"))),
         }

@@ -27,12 +27,17 @@ const UNAUTHENTICATED_PREFIXES: &[&str] = &["/grpc.health.v1.Health/"];
 
 /// Builds the whole public router: Latch's services behind token authentication, health, reflection,
 /// `/healthz` and `/metrics`.
-pub fn router(store: Arc<dyn Store>, metrics: PrometheusHandle) -> Result<axum::Router, tonic_reflection::server::Error> {
+pub fn router(
+    store: Arc<dyn Store>,
+    metrics: PrometheusHandle,
+) -> Result<axum::Router, tonic_reflection::server::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     // The reporter only records state; setting it before the services exist is fine.
     let reporter = health_reporter.clone();
     tokio::spawn(async move {
-        reporter.set_serving::<AccessFlowServiceServer<FlowApi>>().await;
+        reporter
+            .set_serving::<AccessFlowServiceServer<FlowApi>>()
+            .await;
         reporter.set_serving::<TokenServiceServer<TokenApi>>().await;
     });
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -55,10 +60,18 @@ pub fn router(store: Arc<dyn Store>, metrics: PrometheusHandle) -> Result<axum::
         .routes()
         .prepare()
         .into_axum_router()
-        .layer(axum::middleware::from_fn_with_state(store, auth_layer::authenticate));
+        .layer(axum::middleware::from_fn_with_state(
+            store,
+            auth_layer::authenticate,
+        ));
 
     let http = axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(move || std::future::ready(metrics.render())));
-    Ok(http.merge(grpc).layer(axum::middleware::from_fn(crate::metrics::record_request)))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        );
+    Ok(http
+        .merge(grpc)
+        .layer(axum::middleware::from_fn(crate::metrics::record_request)))
 }

@@ -29,7 +29,12 @@ pub fn key(page_token: &str) -> Result<Option<String>, Status> {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .map(Some)
-        .ok_or_else(|| invalid_field("page_token", format!("{page_token:?} is not a page token from this API")))
+        .ok_or_else(|| {
+            invalid_field(
+                "page_token",
+                format!("{page_token:?} is not a page token from this API"),
+            )
+        })
 }
 
 /// Splits `limit + 1` fetched rows into a page and the token for the next one.
@@ -37,7 +42,10 @@ pub fn split<T>(mut rows: Vec<T>, limit: u32, key_of: impl Fn(&T) -> &str) -> (V
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if rows.len() > limit {
         rows.truncate(limit);
-        let next = rows.last().map(|row| token(key_of(row))).unwrap_or_default();
+        let next = rows
+            .last()
+            .map(|row| token(key_of(row)))
+            .unwrap_or_default();
         (rows, next)
     } else {
         (rows, String::new())
@@ -50,7 +58,10 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_garbage_is_refused() {
-        assert_eq!(key(&token("prod-readonly")).expect("valid"), Some("prod-readonly".to_string()));
+        assert_eq!(
+            key(&token("prod-readonly")).expect("valid"),
+            Some("prod-readonly".to_string())
+        );
         assert_eq!(key("").expect("valid"), None);
         let err = key("zz").expect_err("invalid");
         assert!(err.message().contains(r#"page_token: "zz""#));

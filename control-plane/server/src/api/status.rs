@@ -9,7 +9,9 @@ use crate::store::StoreError;
 impl From<StoreError> for Status {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(what) => Status::aborted(format!("conflicting concurrent change to {what}; retry")),
+            StoreError::Conflict(what) => {
+                Status::aborted(format!("conflicting concurrent change to {what}; retry"))
+            }
             other => {
                 // Details stay in the server log; callers learn only that it failed and nothing changed.
                 tracing::error!(error = %other, "store error");
@@ -26,13 +28,21 @@ pub fn invalid_flows(problems: &[Problem]) -> Status {
         "{} problem{} found; nothing was stored:\n{}",
         errors.len(),
         if errors.len() == 1 { "" } else { "s" },
-        errors.iter().map(|p| p.with_flow().to_string()).collect::<Vec<_>>().join("\n")
+        errors
+            .iter()
+            .map(|p| p.with_flow().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let violations = errors
         .iter()
         .map(|p| FieldViolation::new(field_of(p), p.message.clone()))
         .collect::<Vec<_>>();
-    Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request(violations))
+    Status::with_error_details(
+        Code::InvalidArgument,
+        message,
+        ErrorDetails::with_bad_request(violations),
+    )
 }
 
 /// `flows[i].path`, the problem's field in request terms.

@@ -36,7 +36,10 @@ fn ttl(requested: Option<prost_types::Duration>) -> Result<chrono::Duration, Sta
         .filter(|ttl| *ttl > chrono::Duration::zero() && requested.nanos >= 0)
         .ok_or_else(|| invalid_field("ttl", format!("{shown} is not a positive duration")))?;
     if ttl > MAX_TTL {
-        return Err(invalid_field("ttl", format!("{shown} is longer than the maximum of 365 days")));
+        return Err(invalid_field(
+            "ttl",
+            format!("{shown} is longer than the maximum of 365 days"),
+        ));
     }
     Ok(ttl)
 }
@@ -51,7 +54,10 @@ impl TokenService for TokenApi {
         let request = request.into_inner();
         let user = request.user.trim();
         if !is_email(user) {
-            return Err(invalid_field("user", format!("{:?} is not an email address", request.user)));
+            return Err(invalid_field(
+                "user",
+                format!("{:?} is not an email address", request.user),
+            ));
         }
         let issued = auth::issue(
             TokenRequest {
@@ -63,14 +69,19 @@ impl TokenService for TokenApi {
             },
             chrono::Utc::now(),
         );
-        self.store.create_token(&issued.record, &caller.user).await?;
+        self.store
+            .create_token(&issued.record, &caller.user)
+            .await?;
         tracing::info!(token_id = %issued.record.id, user = %issued.record.user, admin = issued.record.admin, actor = %caller.user, "token created");
         let stored = self
             .store
             .token(&issued.record.id)
             .await?
             .ok_or_else(|| Status::internal("the new token could not be read back"))?;
-        Ok(Response::new(pb::CreateTokenResponse { token: Some(convert::token(&stored)), secret: issued.secret }))
+        Ok(Response::new(pb::CreateTokenResponse {
+            token: Some(convert::token(&stored)),
+            secret: issued.secret,
+        }))
     }
 
     async fn list_tokens(
@@ -83,10 +94,18 @@ impl TokenService for TokenApi {
         let before = page::key(&request.page_token)?;
         let rows = self
             .store
-            .list_tokens(before.as_deref(), limit + 1, request.include_inactive, chrono::Utc::now())
+            .list_tokens(
+                before.as_deref(),
+                limit + 1,
+                request.include_inactive,
+                chrono::Utc::now(),
+            )
             .await?;
         let (rows, next_page_token) = page::split(rows, limit, |token| token.id.as_str());
-        Ok(Response::new(pb::ListTokensResponse { tokens: rows.iter().map(convert::token).collect(), next_page_token }))
+        Ok(Response::new(pb::ListTokensResponse {
+            tokens: rows.iter().map(convert::token).collect(),
+            next_page_token,
+        }))
     }
 
     async fn revoke_token(
@@ -98,10 +117,16 @@ impl TokenService for TokenApi {
         if id.is_empty() {
             return Err(invalid_field("id", "is required"));
         }
-        match self.store.revoke_token(&id, &caller.user, chrono::Utc::now()).await? {
+        match self
+            .store
+            .revoke_token(&id, &caller.user, chrono::Utc::now())
+            .await?
+        {
             Some(token) => {
                 tracing::info!(token_id = %id, actor = %caller.user, "token revoked");
-                Ok(Response::new(pb::RevokeTokenResponse { token: Some(convert::token(&token)) }))
+                Ok(Response::new(pb::RevokeTokenResponse {
+                    token: Some(convert::token(&token)),
+                }))
             }
             None => Err(Status::not_found(format!("token {id:?} not found"))),
         }
@@ -111,7 +136,10 @@ impl TokenService for TokenApi {
 fn is_email(value: &str) -> bool {
     match value.split_once('@') {
         Some((local, domain)) => {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !value.contains(char::is_whitespace)
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !value.contains(char::is_whitespace)
         }
         None => false,
     }

@@ -38,15 +38,71 @@ mod tests {
     #[test]
     fn every_field_changes_the_hash() {
         let at = DateTime::from_timestamp(1_700_000_000, 0).expect("valid timestamp");
-        let base = chain_hash(GENESIS_HASH, 1, at, "a@x", "flow.applied", "f", &json!({"v": 1}));
+        let base = chain_hash(
+            GENESIS_HASH,
+            1,
+            at,
+            "a@x",
+            "flow.applied",
+            "f",
+            &json!({"v": 1}),
+        );
         let variants = [
             chain_hash("1", 1, at, "a@x", "flow.applied", "f", &json!({"v": 1})),
-            chain_hash(GENESIS_HASH, 2, at, "a@x", "flow.applied", "f", &json!({"v": 1})),
-            chain_hash(GENESIS_HASH, 1, at + chrono::Duration::seconds(1), "a@x", "flow.applied", "f", &json!({"v": 1})),
-            chain_hash(GENESIS_HASH, 1, at, "b@x", "flow.applied", "f", &json!({"v": 1})),
-            chain_hash(GENESIS_HASH, 1, at, "a@x", "flow.deleted", "f", &json!({"v": 1})),
-            chain_hash(GENESIS_HASH, 1, at, "a@x", "flow.applied", "g", &json!({"v": 1})),
-            chain_hash(GENESIS_HASH, 1, at, "a@x", "flow.applied", "f", &json!({"v": 2})),
+            chain_hash(
+                GENESIS_HASH,
+                2,
+                at,
+                "a@x",
+                "flow.applied",
+                "f",
+                &json!({"v": 1}),
+            ),
+            chain_hash(
+                GENESIS_HASH,
+                1,
+                at + chrono::Duration::seconds(1),
+                "a@x",
+                "flow.applied",
+                "f",
+                &json!({"v": 1}),
+            ),
+            chain_hash(
+                GENESIS_HASH,
+                1,
+                at,
+                "b@x",
+                "flow.applied",
+                "f",
+                &json!({"v": 1}),
+            ),
+            chain_hash(
+                GENESIS_HASH,
+                1,
+                at,
+                "a@x",
+                "flow.deleted",
+                "f",
+                &json!({"v": 1}),
+            ),
+            chain_hash(
+                GENESIS_HASH,
+                1,
+                at,
+                "a@x",
+                "flow.applied",
+                "g",
+                &json!({"v": 1}),
+            ),
+            chain_hash(
+                GENESIS_HASH,
+                1,
+                at,
+                "a@x",
+                "flow.applied",
+                "f",
+                &json!({"v": 2}),
+            ),
         ];
         for variant in variants {
             assert_ne!(variant, base);

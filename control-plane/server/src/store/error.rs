@@ -19,13 +19,18 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn corrupt(what: impl Into<String>, reason: impl ToString) -> Self {
-        StoreError::Corrupt { what: what.into(), reason: reason.to_string() }
+        StoreError::Corrupt {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
     }
 
     /// Turns a unique-key violation into [`StoreError::Conflict`]: two writers raced on the same row.
     pub(crate) fn from_write(err: sqlx::Error, what: &str) -> Self {
         match &err {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what.to_string()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(what.to_string())
+            }
             _ => StoreError::Database(err),
         }
     }

@@ -38,10 +38,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<AppliedFlow>, StoreError>;
 
     /// The current version of a live flow, or a given version of any flow, deleted or not.
-    async fn get_flow(&self, name: &str, version: Option<u32>) -> Result<Option<StoredFlow>, StoreError>;
+    async fn get_flow(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<StoredFlow>, StoreError>;
 
     /// Current versions of live flows with names after `after`, ordered by name.
-    async fn list_flows(&self, after: Option<&str>, limit: u32) -> Result<Vec<StoredFlow>, StoreError>;
+    async fn list_flows(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredFlow>, StoreError>;
 
     /// Deletes a live flow; returns its last version, or `None` if there was no such live flow.
     async fn delete_flow(
@@ -79,7 +87,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<TokenRecord>, StoreError>;
 
     /// Audit events with sequence numbers after `after_seq`, oldest first.
-    async fn audit_events(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+    async fn audit_events(&self, after_seq: i64, limit: u32)
+    -> Result<Vec<AuditEvent>, StoreError>;
 }
 
 /// `at` at the precision both backends keep (microseconds), so that a value handed back equals the
@@ -91,9 +100,14 @@ pub fn stored_time(at: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Opens the store a server is configured for: PostgreSQL for a `postgres://` URL, otherwise SQLite
 /// in `data_dir/latch.db`. Migrations run before this returns.
-pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn open(
+    database_url: Option<&str>,
+    data_dir: &Path,
+) -> Result<Arc<dyn Store>, StoreError> {
     match database_url {
         Some(url) => Ok(Arc::new(PostgresStore::connect(url).await?)),
-        None => Ok(Arc::new(SqliteStore::open(&data_dir.join("latch.db")).await?)),
+        None => Ok(Arc::new(
+            SqliteStore::open(&data_dir.join("latch.db")).await?,
+        )),
     }
 }

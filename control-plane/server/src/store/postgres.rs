@@ -27,4 +27,9 @@ impl PostgresStore {
     }
 }
 
-impl_store!(PostgresStore, sqlx::Postgres, begin = "BEGIN", for_update = " FOR UPDATE");
+impl_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    begin = "BEGIN",
+    for_update = " FOR UPDATE"
+);

@@ -44,11 +44,18 @@ impl StoredFlow {
         applied_by: String,
         deleted: bool,
     ) -> Result<Self, StoreError> {
-        let spec: FlowSpec =
-            serde_json::from_str(json).map_err(|err| StoreError::corrupt(format!("flow {name:?}"), err))?;
+        let spec: FlowSpec = serde_json::from_str(json)
+            .map_err(|err| StoreError::corrupt(format!("flow {name:?}"), err))?;
         let version = u32::try_from(version)
             .map_err(|err| StoreError::corrupt(format!("flow {name:?} version {version}"), err))?;
-        Ok(StoredFlow { spec, version, digest, applied_at, applied_by, deleted })
+        Ok(StoredFlow {
+            spec,
+            version,
+            digest,
+            applied_at,
+            applied_by,
+            deleted,
+        })
     }
 }
 

@@ -7,7 +7,8 @@ use sqlx::Connection;
 
 /// The PostgreSQL server the tests use.
 pub fn postgres_admin_url() -> String {
-    std::env::var("LATCH_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("LATCH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// One test's database. A PostgreSQL database is dropped when this is.
@@ -23,20 +24,35 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("latch.db");
         let store = SqliteStore::open(&path).await.expect("open sqlite");
-        TestDb { store: Arc::new(store), url: format!("sqlite://{}", path.display()), postgres_name: None, _dir: Some(dir) }
+        TestDb {
+            store: Arc::new(store),
+            url: format!("sqlite://{}", path.display()),
+            postgres_name: None,
+            _dir: Some(dir),
+        }
     }
 
     pub async fn postgres() -> TestDb {
         let admin = postgres_admin_url();
         let name = format!("latch_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to PostgreSQL at 127.0.0.1:5432");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to PostgreSQL at 127.0.0.1:5432");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
         let url = match admin.rsplit_once('/') {
             Some((base, _)) => format!("{base}/{name}"),
             None => panic!("LATCH_TEST_POSTGRES_URL must end in /DATABASE"),
         };
         let store = PostgresStore::connect(&url).await.expect("open postgres");
-        TestDb { store: Arc::new(store), url, postgres_name: Some(name), _dir: None }
+        TestDb {
+            store: Arc::new(store),
+            url,
+            postgres_name: Some(name),
+            _dir: None,
+        }
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -47,11 +63,21 @@ impl TestDb {
     pub async fn execute(&self, sql: &str) {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         if self.postgres_name.is_some() {
-            let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect");
-            sqlx::raw_sql(sql).execute(&mut conn).await.expect("execute");
+            let mut conn = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::raw_sql(sql)
+                .execute(&mut conn)
+                .await
+                .expect("execute");
         } else {
-            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.expect("connect");
-            sqlx::raw_sql(sql).execute(&mut conn).await.expect("execute");
+            let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::raw_sql(sql)
+                .execute(&mut conn)
+                .await
+                .expect("execute");
         }
     }
 
@@ -60,29 +86,44 @@ impl TestDb {
         use sqlx::Row;
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         if self.postgres_name.is_some() {
-            let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+            let mut conn = sqlx::PgConnection::connect(&self.url)
+                .await
+                .expect("connect");
             let rows = sqlx::query(sql).fetch_all(&mut conn).await.expect("query");
-            rows.iter().map(|row| row.try_get::<String, _>(0).expect("text column")).collect()
+            rows.iter()
+                .map(|row| row.try_get::<String, _>(0).expect("text column"))
+                .collect()
         } else {
-            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.expect("connect");
+            let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                .await
+                .expect("connect");
             let rows = sqlx::query(sql).fetch_all(&mut conn).await.expect("query");
-            rows.iter().map(|row| row.try_get::<String, _>(0).expect("text column")).collect()
+            rows.iter()
+                .map(|row| row.try_get::<String, _>(0).expect("text column"))
+                .collect()
         }
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some(name) = self.postgres_name.take() else { return };
+        let Some(name) = self.postgres_name.take() else {
+            return;
+        };
         // Drop runs outside async; a short-lived runtime on its own thread removes the database.
         let admin = postgres_admin_url();
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             runtime.block_on(async move {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
                 }
             });
         })
