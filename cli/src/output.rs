@@ -254,7 +254,10 @@ mod tests {
 
     #[test]
     fn multi_line_messages_are_kept_whole_over_field_violations() {
-        let details = ErrorDetails::with_bad_request(vec![FieldViolation::new("flows[0].name", "must not be empty")]);
+        let details = ErrorDetails::with_bad_request(vec![FieldViolation::new(
+            "flows[0].name",
+            "must not be empty",
+        )]);
         let status = Status::with_error_details(
             Code::InvalidArgument,
             "1 problem found; nothing was stored:\nflow 0: name: must not be empty",
