@@ -1,2 +1,4 @@
 //! Latch's pure core. Nothing here does I/O.
+pub mod decide;
+pub mod directory;
 pub mod flow;

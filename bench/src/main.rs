@@ -1,0 +1,185 @@
+//! `latch-bench`: Latch's benchmark binary. Run it in release mode:
+//!
+//! ```sh
+//! cargo run --release -p latch-bench -- decide --flows 10000 --resources 1000000 --users 10000 --seed 1
+//! ```
+//!
+//! The last line of output is one JSON object with the results.
+
+mod cedar;
+mod corpus;
+mod stats;
+
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use latch_core::decide::{Engine, Outcome};
+
+use crate::corpus::{Corpus, Shape};
+use crate::stats::{Latencies, peak_rss_mib};
+
+#[derive(Debug, Parser)]
+#[command(name = "latch-bench", version, about = "Latch benchmarks", long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decision latency of the indexed engine, with Cedar on the same corpus as the baseline.
+    Decide {
+        /// Number of access flows.
+        #[arg(long, default_value_t = 10_000)]
+        flows: usize,
+        /// Number of resources in the inventory.
+        #[arg(long, default_value_t = 1_000_000)]
+        resources: usize,
+        /// Number of users.
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Seed for the synthetic corpus.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Requests decided by the engine (timed one by one, in one thread).
+        #[arg(long, default_value_t = 100_000)]
+        requests: usize,
+        /// Requests decided by Cedar (a sample of the same requests: Cedar scans every policy, so
+        /// a full run would take hours at 10,000 flows).
+        #[arg(long, default_value_t = 2_000)]
+        cedar_requests: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Args::parse().command {
+        Command::Decide {
+            flows,
+            resources,
+            users,
+            seed,
+            requests,
+            cedar_requests,
+        } => decide(
+            Shape {
+                flows,
+                resources,
+                users,
+                requests,
+                seed,
+            },
+            cedar_requests,
+        ),
+    }
+}
+
+fn decide(shape: Shape, cedar_requests: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let corpus = Corpus::generate(shape);
+    eprintln!(
+        "corpus: {} flows, {} resources, {} users, {} requests, generated in {:.1} s",
+        corpus.flows.len(),
+        corpus.resources.len(),
+        corpus.user_groups.len(),
+        corpus.requests.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let flows = corpus.flows.clone();
+    let build = Instant::now();
+    let engine = Engine::new(flows);
+    let index_build_ms = build.elapsed().as_secs_f64() * 1000.0;
+    eprintln!(
+        "index: {} flows built in {index_build_ms:.1} ms",
+        engine.flow_count()
+    );
+
+    // One untimed pass warms caches and counts outcomes.
+    let mut outcomes = [0usize; 3];
+    for request in &corpus.requests {
+        outcomes[outcome_slot(engine.decide(request).outcome)] += 1;
+    }
+    let mut latencies = Latencies::with_capacity(corpus.requests.len());
+    for request in &corpus.requests {
+        let start = Instant::now();
+        let decision = engine.decide(request);
+        latencies.push(start.elapsed());
+        std::hint::black_box(decision);
+    }
+    let ours = latencies.summary();
+    eprintln!(
+        "latch: allow_auto {} / needs_approval {} / deny {}; p50 {:.2} µs, p99 {:.2} µs, p99.9 {:.2} µs",
+        outcomes[0], outcomes[1], outcomes[2], ours.p50_us, ours.p99_us, ours.p999_us
+    );
+
+    let cedar_build = Instant::now();
+    let specs: Vec<_> = corpus.flows.iter().map(|f| f.spec.clone()).collect();
+    let cedar = cedar::CedarCorpus::new(&specs)?;
+    eprintln!(
+        "cedar: {} policies parsed in {:.1} s",
+        cedar.policies.policies().count(),
+        cedar_build.elapsed().as_secs_f64()
+    );
+    let sample = cedar_requests.min(corpus.requests.len());
+    let prepared = corpus.requests[..sample]
+        .iter()
+        .map(|r| cedar.prepare(r))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("preparing Cedar requests")?;
+    // Cedar must agree with the engine on who may request what; a disagreement means the two
+    // corpora are not the same, and the comparison would be meaningless.
+    let mut disagreements = 0usize;
+    let mut cedar_latencies = Latencies::with_capacity(sample);
+    for (request, cedar_request) in corpus.requests[..sample].iter().zip(&prepared) {
+        let start = Instant::now();
+        let allowed = cedar.is_allowed(cedar_request);
+        cedar_latencies.push(start.elapsed());
+        if allowed != (engine.decide(request).outcome != Outcome::Deny) {
+            disagreements += 1;
+        }
+    }
+    let theirs = cedar_latencies.summary();
+    eprintln!(
+        "cedar: {sample} requests; p50 {:.2} µs, p99 {:.2} µs; disagreements with latch: {disagreements}",
+        theirs.p50_us, theirs.p99_us
+    );
+
+    let result = serde_json::json!({
+        "flows": shape.flows,
+        "resources": shape.resources,
+        "users": shape.users,
+        "seed": shape.seed,
+        "requests": corpus.requests.len(),
+        "allow_auto": outcomes[0],
+        "needs_approval": outcomes[1],
+        "deny": outcomes[2],
+        "p50_us": round(ours.p50_us),
+        "p99_us": round(ours.p99_us),
+        "p999_us": round(ours.p999_us),
+        "cedar_requests": sample,
+        "cedar_p50_us": round(theirs.p50_us),
+        "cedar_p99_us": round(theirs.p99_us),
+        "cedar_disagreements": disagreements,
+        "index_build_ms": round(index_build_ms),
+        "peak_rss_mib": round(peak_rss_mib()),
+    });
+    println!("{result}");
+    anyhow::ensure!(
+        disagreements == 0,
+        "Cedar and the engine disagreed on {disagreements} requests"
+    );
+    Ok(())
+}
+
+fn outcome_slot(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::AllowAuto => 0,
+        Outcome::NeedsApproval => 1,
+        Outcome::Deny => 2,
+    }
+}
+
+fn round(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
