@@ -72,6 +72,14 @@ pub enum Command {
     #[command(subcommand)]
     Tokens(TokensCommand),
 
+    /// Apply and show the directory: users, groups and on-call schedules.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+
+    /// Read the audit log and verify its hash chain. Needs an admin token.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+
     /// Print a shell completion script to standard output.
     ///
     /// For example: `latch completions bash > ~/.local/share/bash-completion/completions/latch`.
@@ -121,6 +129,39 @@ pub enum FlowsCommand {
         /// Name of the flow.
         name: String,
     },
+}
+
+/// Commands on the directory.
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Replace the static directory with a YAML file (`users`, `groups`, `on_call`) and show what
+    /// changed. Needs an admin token.
+    Apply {
+        /// The directory file; `-` reads standard input.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
+    /// Show one user (with transitive groups and current on-call shifts), or every user.
+    Show {
+        /// Email of the user; leave out to list everyone.
+        email: Option<String>,
+    },
+}
+
+/// Commands on the audit log.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit events, oldest first.
+    List {
+        /// Only events about this subject: a request id, a flow name or a token id.
+        #[arg(long, value_name = "ID")]
+        request: Option<String>,
+        /// Only events at or after this time (RFC 3339, like 2026-11-26T09:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+    },
+    /// Recompute the whole hash chain and say where it breaks, if it does. Exits non-zero when broken.
+    Verify,
 }
 
 /// Commands on API tokens.

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use latch_proto::v1::access_flow_service_client::AccessFlowServiceClient;
+use latch_proto::v1::audit_service_client::AuditServiceClient;
+use latch_proto::v1::directory_service_client::DirectoryServiceClient;
 use latch_proto::v1::token_service_client::TokenServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -122,6 +124,12 @@ pub type FlowClient = AccessFlowServiceClient<InterceptedService<Channel, Bearer
 /// Client for API tokens, authenticating every call.
 pub type TokenClient = TokenServiceClient<InterceptedService<Channel, BearerAuth>>;
 
+/// Client for the audit log, authenticating every call.
+pub type AuditClient = AuditServiceClient<InterceptedService<Channel, BearerAuth>>;
+
+/// Client for the directory, authenticating every call.
+pub type DirectoryClient = DirectoryServiceClient<InterceptedService<Channel, BearerAuth>>;
+
 /// A connection to the Latch server's public API.
 pub struct Api {
     channel: Channel,
@@ -147,6 +155,16 @@ impl Api {
     /// The access flow service.
     pub fn flows(&self) -> FlowClient {
         AccessFlowServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// The audit service.
+    pub fn audit(&self) -> AuditClient {
+        AuditServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// The directory service.
+    pub fn directory(&self) -> DirectoryClient {
+        DirectoryServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// The token service.

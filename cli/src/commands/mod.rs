@@ -1,5 +1,7 @@
 //! Running a parsed command line.
 
+mod audit;
+mod directory;
 mod flows;
 mod tokens;
 
@@ -22,6 +24,12 @@ pub async fn run(cli: Cli, token: TokenSettings) -> Result<ExitCode> {
         }
         Command::Tokens(command) => {
             tokens::run(command, &connect(&server, token).await?, output).await
+        }
+        Command::Directory(command) => {
+            directory::run(command, &connect(&server, token).await?, output).await
+        }
+        Command::Audit(command) => {
+            audit::run(command, &connect(&server, token).await?, output).await
         }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "latch", &mut std::io::stdout());

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use latch_core::flow::{FlowSpec, parse_yaml};
 use latch_server::auth::{self, TokenRequest};
-use latch_server::store::{ApplyOutcome, FlowVersion, GENESIS_HASH, Store, StoreError, chain_hash};
+use latch_server::store::{
+    ApplyOutcome, FlowVersion, GENESIS_HASH, Store, StoreError, StoredDirectory, chain_hash,
+};
 
 use common::TestDb;
 
@@ -425,6 +427,59 @@ async fn concurrent_applies_of_a_new_flow_make_one_version(db: TestDb) {
     assert_eq!(created, 1);
 }
 
+async fn directory_sources_are_replaced_only_from_the_version_read(db: TestDb) {
+    let store = db.store();
+    let now = latch_server::store::stored_time(Utc::now());
+    assert_eq!(store.directory("static").await.expect("get"), None);
+    let version = |json: &str, digest: &str| StoredDirectory {
+        json: json.to_string(),
+        digest: digest.to_string(),
+        applied_at: now,
+        applied_by: "admin@x".to_string(),
+    };
+    let first = version(r#"{"users":[]}"#, "d1");
+    store
+        .replace_directory(
+            "static",
+            None,
+            &first,
+            serde_json::json!({"users_added": []}),
+        )
+        .await
+        .expect("create");
+    assert_eq!(
+        store.directory("static").await.expect("get"),
+        Some(first.clone())
+    );
+
+    // A writer that read nothing (or an old version) must not overwrite a newer one.
+    let second = version(r#"{"users":[{"email":"a@x"}]}"#, "d2");
+    let stale = store
+        .replace_directory("static", None, &second, serde_json::json!({}))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    let stale = store
+        .replace_directory("static", Some("d0"), &second, serde_json::json!({}))
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert_eq!(store.directory("static").await.expect("get"), Some(first));
+
+    store
+        .replace_directory(
+            "static",
+            Some("d1"),
+            &second,
+            serde_json::json!({"users_added": ["a@x"]}),
+        )
+        .await
+        .expect("replace");
+    assert_eq!(store.directory("static").await.expect("get"), Some(second));
+    let events = store.audit_events(0, 10).await.expect("audit");
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["directory.applied", "directory.applied"]);
+    assert_eq!(events[1].details["changes"]["users_added"][0], "a@x");
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -448,4 +503,5 @@ contract!(
     the_first_admin_token_is_created_once,
     every_change_is_audited_in_a_chain,
     concurrent_applies_of_a_new_flow_make_one_version,
+    directory_sources_are_replaced_only_from_the_version_read,
 );

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use latch_proto::v1 as pb;
 
-use crate::store::{self, StoredFlow, TokenRecord};
+use crate::store::{self, AuditEvent, StoredFlow, TokenRecord};
 
 pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -46,5 +46,22 @@ pub fn token(token: &TokenRecord) -> pb::ApiToken {
         expires_at: token.expires_at.map(timestamp),
         revoked_at: token.revoked_at.map(timestamp),
         created_by: token.created_by.clone(),
+    }
+}
+
+pub fn from_timestamp(ts: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(ts.seconds, u32::try_from(ts.nanos).ok()?)
+}
+
+pub fn audit_event(event: &AuditEvent) -> pb::AuditEvent {
+    pb::AuditEvent {
+        seq: event.seq,
+        at: Some(timestamp(event.at)),
+        actor: event.actor.clone(),
+        action: event.action.clone(),
+        subject: event.subject.clone(),
+        details_json: event.details.to_string(),
+        prev_hash: event.prev_hash.clone(),
+        hash: event.hash.clone(),
     }
 }

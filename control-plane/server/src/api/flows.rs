@@ -9,6 +9,9 @@ use tonic::{Request, Response, Status};
 
 use crate::store::{FlowVersion, Store};
 
+use super::directory;
+use latch_core::directory::Directory;
+
 use super::auth_layer::{admin, caller};
 use super::status::{invalid_field, invalid_flows};
 use super::{convert, page};
@@ -24,7 +27,7 @@ impl FlowApi {
     }
 
     /// Parses and validates a source, adding warnings for names Latch does not know yet.
-    fn check(&self, source: Option<pb::FlowSource>) -> Result<Parsed, Status> {
+    async fn check(&self, source: Option<pb::FlowSource>) -> Result<Parsed, Status> {
         let mut parsed = match source.and_then(|s| s.source) {
             Some(pb::flow_source::Source::Yaml(text)) => flow::parse_yaml(&text),
             Some(pb::flow_source::Source::Specs(list)) => flow::from_proto(&list.flows),
@@ -38,9 +41,16 @@ impl FlowApi {
         if parsed.flows.is_empty() && parsed.problems.is_empty() {
             return Err(invalid_field("source", "contains no flow"));
         }
-        // Integrations, users, groups and schedules arrive later from connectors and the directory; until
-        // then every reference is unknown, which is a warning, never a refusal.
-        parsed.add_unknown_reference_warnings(&KnownNames::default());
+        // Names not in the directory yet (and, until connectors announce them, every integration)
+        // are warnings, never refusals: they may arrive later.
+        let (spec, _) = directory::load(self.store.as_ref()).await?;
+        let directory = Directory::new(&spec);
+        parsed.add_unknown_reference_warnings(&KnownNames {
+            integrations: Default::default(),
+            users: directory.known_users().clone(),
+            groups: directory.known_groups().clone(),
+            schedules: directory.known_schedules().clone(),
+        });
         Ok(parsed)
     }
 }
@@ -52,7 +62,7 @@ impl AccessFlowService for FlowApi {
         request: Request<pb::ValidateFlowsRequest>,
     ) -> Result<Response<pb::ValidateFlowsResponse>, Status> {
         caller(&request)?;
-        let parsed = self.check(request.into_inner().source)?;
+        let parsed = self.check(request.into_inner().source).await?;
         let valid = !parsed.problems.iter().any(|p| p.is_error());
         Ok(Response::new(pb::ValidateFlowsResponse {
             valid,
@@ -70,7 +80,7 @@ impl AccessFlowService for FlowApi {
         request: Request<pb::ApplyFlowsRequest>,
     ) -> Result<Response<pb::ApplyFlowsResponse>, Status> {
         let caller = admin(&request)?;
-        let parsed = self.check(request.into_inner().source)?;
+        let parsed = self.check(request.into_inner().source).await?;
         if parsed.problems.iter().any(|p| p.is_error()) {
             return Err(invalid_flows(&parsed.problems));
         }

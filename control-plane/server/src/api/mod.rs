@@ -1,8 +1,10 @@
 //! The public API: gRPC services, health and reflection, plus HTTP `/healthz` and `/metrics`, all on
 //! one port.
 
+mod audit;
 mod auth_layer;
 mod convert;
+mod directory;
 mod flows;
 mod page;
 mod status;
@@ -12,12 +14,16 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use latch_proto::v1::access_flow_service_server::AccessFlowServiceServer;
+use latch_proto::v1::audit_service_server::AuditServiceServer;
+use latch_proto::v1::directory_service_server::DirectoryServiceServer;
 use latch_proto::v1::token_service_server::TokenServiceServer;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::store::Store;
 
+pub use audit::AuditApi;
 pub use auth_layer::caller;
+pub use directory::DirectoryApi;
 pub use flows::FlowApi;
 pub use tokens::TokenApi;
 
@@ -39,6 +45,10 @@ pub fn router(
             .set_serving::<AccessFlowServiceServer<FlowApi>>()
             .await;
         reporter.set_serving::<TokenServiceServer<TokenApi>>().await;
+        reporter.set_serving::<AuditServiceServer<AuditApi>>().await;
+        reporter
+            .set_serving::<DirectoryServiceServer<DirectoryApi>>()
+            .await;
     });
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(latch_proto::FILE_DESCRIPTOR_SET)
@@ -53,6 +63,10 @@ pub fn router(
     let grpc = tonic::service::Routes::builder()
         .add_service(AccessFlowServiceServer::new(FlowApi::new(store.clone())))
         .add_service(TokenServiceServer::new(TokenApi::new(store.clone())))
+        .add_service(AuditServiceServer::new(AuditApi::new(store.clone())))
+        .add_service(DirectoryServiceServer::new(DirectoryApi::new(
+            store.clone(),
+        )))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -30,6 +30,118 @@ pub fn chain_hash(
     hex::encode(hasher.finalize())
 }
 
+/// Where and how a chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// The first event that does not verify; 0 when events are missing after the last one present.
+    pub seq: i64,
+    pub problem: String,
+}
+
+/// Walks a chain event by event, oldest first, and finds the first break.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    next_seq: i64,
+    prev_hash: String,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        ChainVerifier {
+            next_seq: 1,
+            prev_hash: GENESIS_HASH.to_string(),
+        }
+    }
+}
+
+impl ChainVerifier {
+    /// Number of events verified so far.
+    pub fn checked(&self) -> i64 {
+        self.next_seq - 1
+    }
+
+    /// Checks the next event.
+    pub fn check(&mut self, event: &super::AuditEvent) -> Result<(), ChainBreak> {
+        let fail = |problem: String| {
+            Err(ChainBreak {
+                seq: event.seq,
+                problem,
+            })
+        };
+        if event.seq > self.next_seq {
+            return fail(format!(
+                "event {}: events {} to {} are missing (deleted)",
+                event.seq,
+                self.next_seq,
+                event.seq - 1
+            ));
+        }
+        if event.seq < self.next_seq {
+            return fail(format!(
+                "event {}: out of order after event {}",
+                event.seq,
+                self.next_seq - 1
+            ));
+        }
+        if event.prev_hash != self.prev_hash {
+            return fail(format!(
+                "event {}: does not link to event {} (an event before it was changed, inserted, deleted or reordered)",
+                event.seq,
+                event.seq - 1
+            ));
+        }
+        let expected = chain_hash(
+            &event.prev_hash,
+            event.seq,
+            event.at,
+            &event.actor,
+            &event.action,
+            &event.subject,
+            &event.details,
+        );
+        if event.hash != expected {
+            return fail(format!(
+                "event {}: hash does not match its content (modified)",
+                event.seq
+            ));
+        }
+        self.next_seq += 1;
+        self.prev_hash = event.hash.clone();
+        Ok(())
+    }
+
+    /// Checks that the chain ends where the log's head says it does.
+    pub fn finish(&self, head_seq: i64, head_hash: &str) -> Result<(), ChainBreak> {
+        let last = self.next_seq - 1;
+        if head_seq > last {
+            return Err(ChainBreak {
+                seq: 0,
+                problem: format!(
+                    "the log ends at event {last} but its head records event {head_seq}: events were deleted from the end"
+                ),
+            });
+        }
+        if head_seq < last {
+            return Err(ChainBreak {
+                seq: head_seq + 1,
+                problem: format!(
+                    "event {}: the log's head records event {head_seq} as the last; events after it were inserted",
+                    head_seq + 1
+                ),
+            });
+        }
+        if head_hash != self.prev_hash {
+            return Err(ChainBreak {
+                seq: last,
+                problem: format!(
+                    "event {last}: does not match the hash the log's head records for it"
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,12 +15,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-pub use audit_chain::{GENESIS_HASH, chain_hash};
+pub use audit_chain::{ChainBreak, ChainVerifier, GENESIS_HASH, chain_hash};
 pub use error::StoreError;
 pub use postgres::PostgresStore;
 pub use records::{
-    AppliedFlow, ApplyOutcome, AuditEvent, FlowVersion, NewAuditEvent, NewToken, StoredFlow,
-    TokenRecord,
+    AppliedFlow, ApplyOutcome, AuditEvent, AuditFilter, FlowVersion, NewAuditEvent, NewToken,
+    StoredDirectory, StoredFlow, TokenRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -89,6 +89,31 @@ pub trait Store: Send + Sync + 'static {
     /// Audit events with sequence numbers after `after_seq`, oldest first.
     async fn audit_events(&self, after_seq: i64, limit: u32)
     -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Audit events after `after_seq` that match `filter`, oldest first.
+    async fn find_audit_events(
+        &self,
+        filter: &AuditFilter,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The chain's tip as the log records it: the last sequence number and its hash.
+    async fn audit_head(&self) -> Result<(i64, String), StoreError>;
+
+    /// The stored document of a directory source and its digest.
+    async fn directory(&self, source: &str) -> Result<Option<StoredDirectory>, StoreError>;
+
+    /// Replaces a directory source, if its digest is still `expected_digest` (`None`: it must not
+    /// exist yet); otherwise [`StoreError::Conflict`]. The caller computed `change` (the diff, for
+    /// the audit log) against that version, so a concurrent replacement must not slip in between.
+    async fn replace_directory(
+        &self,
+        source: &str,
+        expected_digest: Option<&str>,
+        new: &StoredDirectory,
+        change: serde_json::Value,
+    ) -> Result<(), StoreError>;
 }
 
 /// `at` at the precision both backends keep (microseconds), so that a value handed back equals the

@@ -131,3 +131,22 @@ pub struct AuditEvent {
     pub prev_hash: String,
     pub hash: String,
 }
+
+/// Which audit events to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only events about this subject.
+    pub subject: Option<String>,
+}
+
+/// One directory source as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDirectory {
+    /// Canonical JSON of the directory document.
+    pub json: String,
+    pub digest: String,
+    pub applied_at: DateTime<Utc>,
+    pub applied_by: String,
+}

@@ -444,12 +444,100 @@ macro_rules! impl_store {
                 after_seq: i64,
                 limit: u32,
             ) -> Result<Vec<$crate::store::AuditEvent>, $crate::store::StoreError> {
+                self.find_audit_events(&$crate::store::AuditFilter::default(), after_seq, limit).await
+            }
+
+            async fn directory(
+                &self,
+                source: &str,
+            ) -> Result<Option<$crate::store::StoredDirectory>, $crate::store::StoreError> {
                 use sqlx::Row;
-                let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
-                    .bind(after_seq)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
+                let row = sqlx::query("SELECT * FROM directory_sources WHERE source = $1")
+                    .bind(source)
+                    .fetch_optional(&self.pool)
                     .await?;
+                row.map(|row| {
+                    Ok($crate::store::StoredDirectory {
+                        json: row.try_get("spec")?,
+                        digest: row.try_get("digest")?,
+                        applied_at: row.try_get("applied_at")?,
+                        applied_by: row.try_get("applied_by")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn replace_directory(
+                &self,
+                source: &str,
+                expected_digest: Option<&str>,
+                new: &$crate::store::StoredDirectory,
+                change: serde_json::Value,
+            ) -> Result<(), $crate::store::StoreError> {
+                let applied_at = $crate::store::stored_time(new.applied_at);
+                let mut tx = self.pool.begin_with($begin).await?;
+                let current: Option<String> =
+                    sqlx::query_scalar(concat!("SELECT digest FROM directory_sources WHERE source = $1", $for_update))
+                        .bind(source)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if current.as_deref() != expected_digest {
+                    return Err($crate::store::StoreError::Conflict(format!("directory source {source:?}")));
+                }
+                sqlx::query(
+                    "INSERT INTO directory_sources (source, spec, digest, applied_at, applied_by) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (source) DO UPDATE SET spec = $2, digest = $3, applied_at = $4, applied_by = $5",
+                )
+                .bind(source)
+                .bind(&new.json)
+                .bind(&new.digest)
+                .bind(applied_at)
+                .bind(&new.applied_by)
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| $crate::store::StoreError::from_write(err, &format!("directory source {source:?}")))?;
+                Self::append_audit(
+                    &mut tx,
+                    $crate::store::NewAuditEvent {
+                        at: applied_at,
+                        actor: new.applied_by.clone(),
+                        action: "directory.applied",
+                        subject: source.to_string(),
+                        details: serde_json::json!({ "digest": new.digest, "changes": change }),
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn audit_head(&self) -> Result<(i64, String), $crate::store::StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE singleton = 1")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((row.try_get("seq")?, row.try_get("hash")?))
+            }
+
+            async fn find_audit_events(
+                &self,
+                filter: &$crate::store::AuditFilter,
+                after_seq: i64,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::AuditEvent>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT * FROM audit_events WHERE seq > $1 \
+                     AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR subject = $3) \
+                     ORDER BY seq LIMIT $4",
+                )
+                .bind(after_seq)
+                .bind(filter.since)
+                .bind(filter.subject.as_deref())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
                 rows.iter()
                     .map(|row| {
                         let details: String = row.try_get("details")?;
