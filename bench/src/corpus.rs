@@ -16,6 +16,7 @@ use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 
+/// Integrations by default; `--integrations` changes it.
 pub const INTEGRATIONS: usize = 20;
 pub const TYPES: usize = 12;
 pub const PERMISSIONS: usize = 24;
@@ -35,12 +36,14 @@ pub struct Shape {
     pub users: usize,
     pub requests: usize,
     pub seed: u64,
+    /// Number of integrations resources and flows spread over (at most 65,536).
+    pub integrations: usize,
 }
 
 /// A resource kept small: a million of them must fit comfortably.
 #[derive(Debug, Clone, Copy)]
 pub struct CompactResource {
-    pub integration: u8,
+    pub integration: u16,
     pub rtype: u8,
     pub ou: u16,
     pub tags: [(u8, u8); TAGS_PER_RESOURCE],
@@ -94,13 +97,13 @@ impl Corpus {
     pub fn generate(shape: Shape) -> Corpus {
         let mut rng = StdRng::seed_from_u64(shape.seed);
         let resources: Vec<CompactResource> = (0..shape.resources)
-            .map(|_| random_resource(&mut rng))
+            .map(|_| random_resource(&mut rng, shape.integrations))
             .collect();
         let user_groups: Vec<Vec<u16>> =
             (0..shape.users).map(|_| random_groups(&mut rng)).collect();
         let flows: Vec<VersionedFlow> = (0..shape.flows)
             .map(|i| VersionedFlow {
-                spec: random_flow(&mut rng, i, resources.len()),
+                spec: random_flow(&mut rng, i, resources.len(), shape.integrations),
                 version: 1,
             })
             .collect();
@@ -249,7 +252,7 @@ fn parse_value(text: &str) -> usize {
         .unwrap_or(0)
 }
 
-fn random_resource(rng: &mut StdRng) -> CompactResource {
+fn random_resource(rng: &mut StdRng, integrations: usize) -> CompactResource {
     let mut keys: Vec<u8> = (0..TAG_KEYS as u8).collect();
     keys.shuffle(rng);
     let mut tags = [(0u8, 0u8); TAGS_PER_RESOURCE];
@@ -258,7 +261,7 @@ fn random_resource(rng: &mut StdRng) -> CompactResource {
     }
     tags.sort_unstable();
     CompactResource {
-        integration: rng.random_range(0..INTEGRATIONS) as u8,
+        integration: rng.random_range(0..integrations.clamp(1, 65_536)) as u16,
         rtype: rng.random_range(0..TYPES) as u8,
         ou: rng.random_range(0..OUS) as u16,
         tags,
@@ -273,7 +276,7 @@ fn random_groups(rng: &mut StdRng) -> Vec<u16> {
     groups
 }
 
-fn random_flow(rng: &mut StdRng, index: usize, resources: usize) -> FlowSpec {
+fn random_flow(rng: &mut StdRng, index: usize, resources: usize, integrations: usize) -> FlowSpec {
     let mut any_of: Vec<Principal> = (0..rng.random_range(1..=3))
         .map(|_| Principal::Group(group(rng.random_range(0..GROUPS))))
         .collect();
@@ -313,7 +316,7 @@ fn random_flow(rng: &mut StdRng, index: usize, resources: usize) -> FlowSpec {
         .collect();
     permissions.dedup();
     let target = Target {
-        integration: integration(rng.random_range(0..INTEGRATIONS)),
+        integration: integration(rng.random_range(0..integrations.clamp(1, 65_536))),
         resource_types: if rng.random_bool(0.9) {
             vec![rtype(rng.random_range(0..TYPES))]
         } else {
@@ -394,9 +397,9 @@ fn random_flow(rng: &mut StdRng, index: usize, resources: usize) -> FlowSpec {
 
 /// Resources by the attributes flows select on, so targeted requests can find a matching one.
 struct ResourceLookup {
-    tags: HashMap<(u8, u8, u8, u8), Vec<u32>>,
-    ous: HashMap<(u8, u8, u16), Vec<u32>>,
-    types: HashMap<(u8, u8), Vec<u32>>,
+    tags: HashMap<(u16, u8, u8, u8), Vec<u32>>,
+    ous: HashMap<(u16, u8, u16), Vec<u32>>,
+    types: HashMap<(u16, u8), Vec<u32>>,
 }
 
 impl ResourceLookup {
@@ -431,19 +434,19 @@ impl ResourceLookup {
 
     fn by_tag(&self, integration: usize, rtype: usize, key: usize, value: usize) -> &[u32] {
         self.tags
-            .get(&(integration as u8, rtype as u8, key as u8, value as u8))
+            .get(&(integration as u16, rtype as u8, key as u8, value as u8))
             .map_or(&[], Vec::as_slice)
     }
 
     fn by_ou(&self, integration: usize, rtype: usize, ou: usize) -> &[u32] {
         self.ous
-            .get(&(integration as u8, rtype as u8, ou as u16))
+            .get(&(integration as u16, rtype as u8, ou as u16))
             .map_or(&[], Vec::as_slice)
     }
 
     fn by_type(&self, integration: usize, rtype: usize) -> &[u32] {
         self.types
-            .get(&(integration as u8, rtype as u8))
+            .get(&(integration as u16, rtype as u8))
             .map_or(&[], Vec::as_slice)
     }
 }

@@ -42,6 +42,9 @@ enum Command {
         /// Seed for the synthetic corpus.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Number of integrations the resources and flows spread over.
+        #[arg(long, default_value_t = corpus::INTEGRATIONS)]
+        integrations: usize,
         /// Requests decided by the engine (timed one by one, in one thread).
         #[arg(long, default_value_t = 100_000)]
         requests: usize,
@@ -59,6 +62,7 @@ fn main() -> anyhow::Result<()> {
             resources,
             users,
             seed,
+            integrations,
             requests,
             cedar_requests,
         } => decide(
@@ -68,6 +72,7 @@ fn main() -> anyhow::Result<()> {
                 users,
                 requests,
                 seed,
+                integrations,
             },
             cedar_requests,
         ),
@@ -149,6 +154,7 @@ fn decide(shape: Shape, cedar_requests: usize) -> anyhow::Result<()> {
         "flows": shape.flows,
         "resources": shape.resources,
         "users": shape.users,
+        "integrations": shape.integrations,
         "seed": shape.seed,
         "requests": corpus.requests.len(),
         "allow_auto": outcomes[0],

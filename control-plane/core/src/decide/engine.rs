@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::flow::{FlowSpec, Principal};
+use crate::flow::FlowSpec;
 
 use super::compiled::{CompiledFlow, compile_owned};
 use super::evaluate::{self, Candidates};
-use super::identity::same_email;
 use super::index::{TargetIndex, TargetRef};
 use super::input::{AccessItem, DecisionRequest, Requester, VersionedFlow};
 use super::record::Decision;
+use super::requester_keys::RequesterKeys;
 
 /// Decides requests against a fixed set of flows. Immutable once built: to change flows, build a
 /// new engine and swap it in through [`SharedEngine`].
@@ -21,6 +21,7 @@ pub struct Engine {
     /// Current versions, in name order.
     flows: Vec<CompiledFlow>,
     targets: TargetIndex,
+    requesters: RequesterKeys,
 }
 
 impl Engine {
@@ -28,12 +29,20 @@ impl Engine {
     pub fn new(flows: Vec<VersionedFlow>) -> Engine {
         let flows = compile_owned(flows);
         let targets = TargetIndex::build(&flows);
-        Engine { flows, targets }
+        let requesters = RequesterKeys::build(&flows);
+        Engine {
+            flows,
+            targets,
+            requesters,
+        }
     }
 
     /// Decides a request. Never fails: anything the engine cannot decide is denied.
     pub fn decide(&self, req: &DecisionRequest) -> Decision {
-        let mut candidates = Indexed { engine: self };
+        let mut candidates = Indexed {
+            engine: self,
+            requester: None,
+        };
         evaluate::decide(&self.flows, req, &mut candidates)
     }
 
@@ -51,6 +60,8 @@ impl Engine {
 /// Candidates from the engine's indexes, for one decision.
 struct Indexed<'e> {
     engine: &'e Engine,
+    /// The requester's numbered names (see [`RequesterKeys`]), computed on first need.
+    requester: Option<Vec<u32>>,
 }
 
 impl Candidates for Indexed<'_> {
@@ -58,22 +69,12 @@ impl Candidates for Indexed<'_> {
         self.engine.targets.lookup(item, out);
     }
 
-    /// Checks the candidate's own `any_of` (a handful of entries) rather than building the set of
-    /// every flow the requester may use: that set costs time in proportion to all flows, while the
-    /// index has already narrowed the candidates to the few that could match.
     fn may_request(&mut self, f: u32, email: &str, requester: &Requester) -> bool {
-        self.engine.flows.get(f as usize).is_some_and(|flow| {
-            flow.spec
-                .requesters
-                .any_of
-                .iter()
-                .any(|principal| match principal {
-                    Principal::Everyone => true,
-                    Principal::User(user) => same_email(user, email),
-                    Principal::Group(group) => requester.groups.contains(group),
-                    Principal::OnCall(schedule) => requester.on_call.contains(schedule),
-                })
-        })
+        let keys = &self.engine.requesters;
+        let ids = self
+            .requester
+            .get_or_insert_with(|| keys.of(email, requester));
+        keys.may_match(f, ids)
     }
 }
 

@@ -24,6 +24,7 @@ mod input;
 mod matching;
 mod record;
 pub mod reference;
+mod requester_keys;
 mod serde_time;
 mod text;
 mod timeframe;
