@@ -2,3 +2,4 @@
 pub mod decide;
 pub mod directory;
 pub mod flow;
+mod text;

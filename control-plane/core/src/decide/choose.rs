@@ -12,7 +12,8 @@ use std::time::Duration;
 use crate::flow::{ApprovalMode, FlowSpec};
 
 use super::compiled::CompiledFlow;
-use super::text::{flow_label, format_duration};
+use super::text::flow_label;
+use crate::text::format_duration;
 
 /// What the choice rule compares, computed once per flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

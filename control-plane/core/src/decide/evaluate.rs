@@ -19,8 +19,9 @@ use super::matching::{FactKind, RequesterFit, TargetFit, target_fit};
 use super::record::{
     Decision, FrozenInputs, FrozenItem, ItemDecision, Outcome, Reason, ReasonCode,
 };
-use super::text::{describe_item, describe_policy, flow_label, format_duration};
+use super::text::{describe_item, describe_policy, flow_label};
 use super::timeframe::Window;
+use crate::text::format_duration;
 
 /// How many near misses a refused pair reports; the rest are counted, not listed.
 const MAX_NEAR_MISSES: usize = 5;

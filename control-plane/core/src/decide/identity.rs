@@ -2,10 +2,7 @@
 //! blanks), so that nobody becomes a different person, or the same one, by changing case: that would
 //! be a way around "no self-approval".
 
-/// The canonical form of an email address: trimmed and lowercased.
-pub(crate) fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
-}
+pub(crate) use crate::text::email_key;
 
 /// Whether two email addresses name the same mailbox, ignoring case and surrounding blanks.
 /// Compares without allocating: this runs for every user principal a decision checks.

@@ -1,44 +1,9 @@
-//! Small text forms for messages: durations, pairs, flow names, approval policies.
-
-use std::fmt::Write as _;
-use std::time::Duration;
+//! Small text forms for messages: pairs, flow names, approval policies (durations: `crate::text`).
 
 use crate::flow::Approver;
 
 use super::compiled::CompiledFlow;
 use super::input::AccessItem;
-
-/// Formats a duration the way people write one in a flow: `1h`, `30m`, `1h 30m`, `7d`.
-///
-/// The same form as the flow model's own formatter (which is private to `flow`), so a message
-/// quotes a maximum exactly as the admin wrote it.
-pub(crate) fn format_duration(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    let nanos = duration.subsec_nanos();
-    if secs == 0 && nanos == 0 {
-        return "0s".to_owned();
-    }
-    let parts = [
-        (secs / 86_400, "d"),
-        (secs % 86_400 / 3_600, "h"),
-        (secs % 3_600 / 60, "m"),
-        (secs % 60, "s"),
-        (u64::from(nanos / 1_000_000), "ms"),
-        (u64::from(nanos / 1_000 % 1_000), "us"),
-        (u64::from(nanos % 1_000), "ns"),
-    ];
-    let mut out = String::new();
-    for (amount, unit) in parts {
-        if amount == 0 {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        let _ = write!(out, "{amount}{unit}");
-    }
-    out
-}
 
 /// Names a (resource, permission) pair in a message:
 /// `ReadOnlyAccess on aws.account "prod-main" (id 1234, integration aws-prod)`.
@@ -85,17 +50,4 @@ pub(crate) fn describe_policy(flow: &CompiledFlow) -> String {
         policy.mode.as_str().replace('_', " "),
         groups.join("; ")
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_flow_files() {
-        assert_eq!(format_duration(Duration::from_secs(4 * 3600)), "4h");
-        assert_eq!(format_duration(Duration::from_secs(5400)), "1h 30m");
-        assert_eq!(format_duration(Duration::from_secs(7 * 86_400)), "7d");
-        assert_eq!(format_duration(Duration::ZERO), "0s");
-    }
 }

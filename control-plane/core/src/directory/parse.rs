@@ -12,7 +12,8 @@ use jiff::Timestamp;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::spec::{DirectorySpec, GroupEntry, ScheduleEntry, Shift, UserEntry};
-use super::text::{looks_like_email, name_problem, parse_rfc3339, quoted, render_value};
+use super::text::{looks_like_email, name_problem, parse_rfc3339, quoted};
+use crate::text::render_value;
 
 const TOP_FIELDS: &[&str] = &["users", "groups", "on_call"];
 const USER_FIELDS: &[&str] = &["email", "name", "manager", "groups", "time_zone"];

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 
 use super::spec::{DirectorySpec, UserEntry};
-use super::text::email_key;
+use crate::text::email_key;
 
 /// A directory indexed for lookups, built once from a [`DirectorySpec`] each time one is applied.
 ///

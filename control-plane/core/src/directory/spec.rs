@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::text::email_key;
+use crate::text::email_key;
 
 /// A whole directory, as one source describes it. Applying a new one replaces the old one; [`diff`]
 /// tells what changed.

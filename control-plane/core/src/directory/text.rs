@@ -4,16 +4,6 @@
 //! The flow module has similar helpers, but they are private to it; these are kept small and local
 //! rather than widening the flow module's interface.
 
-use std::fmt::Write as _;
-
-use serde_yaml_ng::Value;
-
-/// The canonical form of an email address: trimmed and lowercased, as the decision engine compares
-/// them, so that nobody becomes a different person (or the same one) by changing case.
-pub(crate) fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
 /// Whether `text` looks like an email address: one `@` with something on each side, no blanks or
 /// control characters. Deliberately loose (the same rule flows use): the identity provider is the
 /// authority on addresses; this only catches a name or a typo where an address belongs.
@@ -95,75 +85,11 @@ pub(crate) fn quoted(text: &str) -> String {
     format!("{text:?}")
 }
 
-/// Longest rendering of an offending value in a message; past it the value is cut with `...`.
-const MAX_RENDERED: usize = 80;
-
-/// Renders a YAML value compactly on one line, for `expected ..., got <value>`: strings quoted,
-/// numbers and booleans bare, lists as `[a, b]`, mappings as `{key: value}`.
-pub(crate) fn render_value(value: &Value) -> String {
-    let mut out = String::new();
-    render_into(&mut out, value);
-    if out.chars().count() > MAX_RENDERED {
-        let cut: String = out.chars().take(MAX_RENDERED).collect();
-        format!("{cut}...")
-    } else {
-        out
-    }
-}
-
-fn render_into(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => {
-            let _ = write!(out, "{b}");
-        }
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::String(s) => out.push_str(&quoted(s)),
-        Value::Sequence(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                render_into(out, item);
-            }
-            out.push(']');
-        }
-        Value::Mapping(map) => {
-            out.push('{');
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                match key {
-                    // Keys bare when they are simple words, as people write them.
-                    Value::String(k)
-                        if !k.is_empty()
-                            && k.chars().all(|c| {
-                                c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
-                            }) =>
-                    {
-                        out.push_str(k);
-                    }
-                    other => render_into(out, other),
-                }
-                out.push_str(": ");
-                render_into(out, item);
-            }
-            out.push('}');
-        }
-        Value::Tagged(tagged) => {
-            let _ = write!(out, "{} ", tagged.tag);
-            render_into(out, &tagged.value);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::{email_key, render_value};
+    use serde_yaml_ng::Value;
 
     #[test]
     fn emails_need_one_at_sign_and_no_blanks() {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use super::Problem;
 use super::model::{Approver, FlowSpec, Principal};
 use super::problem::{Finding, field, item};
-use super::text::double_quoted;
+use crate::text::double_quoted;
 
 /// The names Latch knows: connected integrations and synced identities.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

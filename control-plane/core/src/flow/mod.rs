@@ -29,7 +29,6 @@ mod parsed;
 mod problem;
 mod proto;
 mod render;
-mod text;
 mod validate;
 mod yaml;
 

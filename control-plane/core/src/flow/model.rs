@@ -305,7 +305,7 @@ impl Weekday {
 mod civil_time {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use crate::flow::text;
+    use crate::text;
 
     pub(super) fn serialize<S: Serializer>(
         time: &jiff::civil::Time,

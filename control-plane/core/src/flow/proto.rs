@@ -14,8 +14,8 @@ use super::model::{
 };
 use super::parsed::{Parsed, Read, assemble};
 use super::problem::{Finding, field, item};
-use super::text::{double_quoted, format_time, parse_hhmm};
 use super::validate::Unreadable;
+use crate::text::{double_quoted, format_time, parse_hhmm};
 
 /// Reads flows given in the API's structured form and validates them with the same rules as YAML.
 /// Beyond those: an enum left UNSPECIFIED, a requester or approver with nothing set, and a negative

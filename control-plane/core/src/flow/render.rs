@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::model::{Approver, FlowSpec, Principal, ResourceSelector, Settings, Target};
-use super::text::{format_duration, format_time, yaml_scalar};
+use crate::text::{format_duration, format_time, yaml_scalar};
 
 impl FlowSpec {
     /// The flow as one YAML document in the documented format.

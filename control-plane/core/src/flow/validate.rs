@@ -11,7 +11,7 @@ use super::model::{
     ResourceSelector, Target, Timeframe,
 };
 use super::problem::{Finding, field, is_within, item};
-use super::text::{double_quoted, format_duration, format_time};
+use crate::text::{double_quoted, format_duration, format_time};
 
 /// The longest `duration.max` a flow may set. A grant that lasts longer than a year is not
 /// just-in-time access any more.

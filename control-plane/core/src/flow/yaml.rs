@@ -16,8 +16,8 @@ use super::model::{
 };
 use super::parsed::{Parsed, Read, assemble};
 use super::problem::{Finding, field, item};
-use super::text::{double_quoted, parse_duration, parse_hhmm, render_value};
 use super::validate::Unreadable;
+use crate::text::{double_quoted, parse_duration, parse_hhmm, render_value};
 
 const FLOW_FIELDS: &[&str] = &[
     "name",

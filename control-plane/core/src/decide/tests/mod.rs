@@ -5,6 +5,5 @@
 mod approvals;
 mod automatic;
 mod fixtures;
-mod perf;
 mod props;
 mod rules;

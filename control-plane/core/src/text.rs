@@ -297,3 +297,9 @@ mod tests {
         assert!(render_value(&long).ends_with("..."));
     }
 }
+
+/// The canonical form of an email address: trimmed and lowercased, so that nobody becomes a
+/// different person (or the same one) by changing case or adding blanks.
+pub(crate) fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
