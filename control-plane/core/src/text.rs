@@ -205,6 +205,12 @@ pub(crate) fn render_key(out: &mut String, key: &Value) {
     }
 }
 
+/// The canonical form of an email address: trimmed and lowercased, so that nobody becomes a
+/// different person (or the same one) by changing case or adding blanks.
+pub(crate) fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,10 +302,4 @@ mod tests {
         let long = Value::String("x".repeat(200));
         assert!(render_value(&long).ends_with("..."));
     }
-}
-
-/// The canonical form of an email address: trimmed and lowercased, so that nobody becomes a
-/// different person (or the same one) by changing case or adding blanks.
-pub(crate) fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
 }
