@@ -23,7 +23,9 @@ use super::text::{describe_item, describe_policy, flow_label};
 use super::timeframe::Window;
 use crate::text::format_duration;
 
-/// How many near misses a refused pair reports; the rest are counted, not listed.
+/// How many near misses a refused pair reports. The explanation pass stops after one more (to know
+/// whether there are more): with many flows related to a pair, explaining a refusal would otherwise
+/// cost time in proportion to all of them.
 const MAX_NEAR_MISSES: usize = 5;
 
 /// How many other candidates a `flow_chosen` message names; `ItemDecision::candidates` has all.
@@ -203,15 +205,25 @@ struct Verdicts {
     misses: Vec<(u32, Miss)>,
 }
 
-/// Judges the candidate targets of one pair, grouped by flow. With `prefilter`, flows the
-/// requester cannot use are skipped unseen: that finds every covering flow (a covering flow's
-/// `any_of` matches the requester) but not every near miss.
+/// Why a pair's candidates are being judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Find every covering flow. Flows the requester cannot use are skipped unseen: a covering
+    /// flow's `any_of` always matches the requester.
+    Cover,
+    /// Nothing covers the pair: find the near misses, in flow (name) order, stopping after one more
+    /// than are reported.
+    Explain,
+}
+
+/// Judges the candidate targets of one pair, grouped by flow (candidates come sorted by flow, so
+/// "first in name order" is the same for the index and the reference evaluator).
 fn judge(
     ctx: &mut Ctx<'_>,
     candidates: &mut dyn Candidates,
     item: &AccessItem,
     found: &[TargetRef],
-    prefilter: bool,
+    pass: Pass,
 ) -> Verdicts {
     let flows = ctx.flows;
     let mut out = Verdicts::default();
@@ -227,7 +239,10 @@ fn judge(
         let Some(flow) = flows.get(f as usize).filter(|flow| flow.requestable) else {
             continue;
         };
-        if prefilter && !candidates.may_request(f, &ctx.email, &ctx.req.requester) {
+        if pass == Pass::Explain && out.misses.len() > MAX_NEAR_MISSES {
+            break;
+        }
+        if pass == Pass::Cover && !candidates.may_request(f, &ctx.email, &ctx.req.requester) {
             continue;
         }
         let mut covers = false;
@@ -298,9 +313,9 @@ pub(crate) fn decide(
 
         // Covering flows are found among the flows the requester may use; only a refused pair
         // needs the near misses, which takes a second look at every related flow.
-        let mut verdicts = judge(&mut ctx, candidates, item, &found, true);
+        let mut verdicts = judge(&mut ctx, candidates, item, &found, Pass::Cover);
         if verdicts.covering.is_empty() {
-            verdicts = judge(&mut ctx, candidates, item, &found, false);
+            verdicts = judge(&mut ctx, candidates, item, &found, Pass::Explain);
         }
         let Verdicts {
             mut covering,
@@ -311,7 +326,7 @@ pub(crate) fn decide(
         let pair = describe_item(item);
         if covering.is_empty() {
             refused = true;
-            for &(f, miss) in &misses {
+            for &(f, miss) in misses.iter().take(MAX_NEAR_MISSES) {
                 let flow = &flows[f as usize];
                 record_resource_facts(flow, item, &mut frozen);
                 if miss != Miss::Excluded {
@@ -321,6 +336,11 @@ pub(crate) fn decide(
             let close = match misses.len() {
                 0 => String::new(),
                 1 => " (1 flow comes close; see below)".to_owned(),
+                n if n > MAX_NEAR_MISSES => {
+                    format!(
+                        " (more than {MAX_NEAR_MISSES} flows come close; the first {MAX_NEAR_MISSES} by name follow)"
+                    )
+                }
                 n => format!(" ({n} flows come close; see below)"),
             };
             reasons.push(reason(

@@ -603,7 +603,7 @@ fn near_misses_are_capped() {
     assert!(
         decision.reasons[0]
             .message
-            .ends_with("(8 flows come close; see below)")
+            .ends_with("(more than 5 flows come close; the first 5 by name follow)")
     );
 }
 
