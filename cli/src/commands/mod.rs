@@ -32,10 +32,18 @@ pub async fn run(cli: Cli, token: TokenSettings) -> Result<ExitCode> {
             audit::run(command, &connect(&server, token).await?, output).await
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "latch", &mut std::io::stdout());
+            crate::output::print(&completion_script(shell))?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The completion script for `shell`. Generated into memory first: clap_complete panics when it
+/// cannot write, and `latch completions bash | head` closes the pipe early.
+fn completion_script(shell: clap_complete::Shell) -> String {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "latch", &mut script);
+    String::from_utf8_lossy(&script).into_owned()
 }
 
 /// Connects to the server with the token the settings resolve to.
@@ -51,5 +59,21 @@ fn read_source(path: &Path) -> Result<String> {
         std::io::read_to_string(std::io::stdin()).context("cannot read flows from standard input")
     } else {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::completion_script;
+    use clap_complete::Shell;
+
+    #[test]
+    fn completion_scripts_cover_the_commands() {
+        let bash = completion_script(Shell::Bash);
+        assert!(bash.contains("_latch()"), "{bash}");
+        for command in ["flows", "tokens", "directory", "audit"] {
+            assert!(bash.contains(command), "bash completion lacks {command}");
+        }
+        assert!(completion_script(Shell::Zsh).contains("#compdef latch"));
     }
 }
