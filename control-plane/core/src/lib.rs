@@ -2,4 +2,5 @@
 pub mod decide;
 pub mod directory;
 pub mod flow;
+pub mod request;
 mod text;
