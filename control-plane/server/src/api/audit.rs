@@ -83,16 +83,9 @@ impl AuditService for AuditApi {
             .store
             .find_audit_events(&AuditFilter { since, subject }, after, limit + 1)
             .await?;
-        let seqs: Vec<String> = rows.iter().map(|e| e.seq.to_string()).collect();
-        let (rows, next_page_token) =
-            page::split(rows.into_iter().zip(seqs).collect(), limit, |(_, seq)| {
-                seq.as_str()
-            });
+        let (rows, next_page_token) = page::split(rows, limit, |event| event.seq);
         Ok(Response::new(pb::ListAuditEventsResponse {
-            events: rows
-                .iter()
-                .map(|(event, _)| convert::audit_event(event))
-                .collect(),
+            events: rows.iter().map(convert::audit_event).collect(),
             next_page_token,
         }))
     }

@@ -154,7 +154,7 @@ impl DirectoryService for DirectoryApi {
             .take(usize::try_from(limit).unwrap_or(usize::MAX) + 1)
             .filter_map(|user| user_message(&directory, &user.email, now))
             .collect();
-        let (users, next_page_token) = page::split(rows, limit, |user| user.email.as_str());
+        let (users, next_page_token) = page::split(rows, limit, |user| user.email.clone());
         Ok(Response::new(pb::ListUsersResponse {
             users,
             next_page_token,

@@ -127,7 +127,7 @@ impl AccessFlowService for FlowApi {
         let limit = page::size(request.page_size);
         let after = page::key(&request.page_token)?;
         let rows = self.store.list_flows(after.as_deref(), limit + 1).await?;
-        let (rows, next_page_token) = page::split(rows, limit, |flow| flow.spec.name.as_str());
+        let (rows, next_page_token) = page::split(rows, limit, |flow| flow.spec.name.clone());
         Ok(Response::new(pb::ListFlowsResponse {
             flows: rows.iter().map(convert::flow).collect(),
             next_page_token,

@@ -38,13 +38,17 @@ pub fn key(page_token: &str) -> Result<Option<String>, Status> {
 }
 
 /// Splits `limit + 1` fetched rows into a page and the token for the next one.
-pub fn split<T>(mut rows: Vec<T>, limit: u32, key_of: impl Fn(&T) -> &str) -> (Vec<T>, String) {
+pub fn split<T, K: std::fmt::Display>(
+    mut rows: Vec<T>,
+    limit: u32,
+    key_of: impl Fn(&T) -> K,
+) -> (Vec<T>, String) {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if rows.len() > limit {
         rows.truncate(limit);
         let next = rows
             .last()
-            .map(|row| token(key_of(row)))
+            .map(|row| token(&key_of(row).to_string()))
             .unwrap_or_default();
         (rows, next)
     } else {
@@ -69,10 +73,10 @@ mod tests {
 
     #[test]
     fn a_full_page_has_a_next_token() {
-        let (page, next) = split(vec!["a", "b", "c"], 2, |s| s);
+        let (page, next) = split(vec!["a", "b", "c"], 2, |s| *s);
         assert_eq!(page, vec!["a", "b"]);
         assert_eq!(key(&next).expect("valid"), Some("b".to_string()));
-        let (page, next) = split(vec!["a"], 2, |s| s);
+        let (page, next) = split(vec!["a"], 2, |s| *s);
         assert_eq!((page, next), (vec!["a"], String::new()));
         assert_eq!(size(0), 100);
         assert_eq!(size(5000), 1000);

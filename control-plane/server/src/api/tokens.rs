@@ -101,7 +101,7 @@ impl TokenService for TokenApi {
                 chrono::Utc::now(),
             )
             .await?;
-        let (rows, next_page_token) = page::split(rows, limit, |token| token.id.as_str());
+        let (rows, next_page_token) = page::split(rows, limit, |token| token.id.clone());
         Ok(Response::new(pb::ListTokensResponse {
             tokens: rows.iter().map(convert::token).collect(),
             next_page_token,
