@@ -1,12 +1,16 @@
 //! The command line: every command, option and help text.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use clap::builder::{NonEmptyStringValueParser, PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use clap_complete::Shell;
+use latch_core::request::RequestState;
 
 use crate::client::{Origin, TokenSettings};
+use crate::duration::parse_duration;
 use crate::output::OutputFormat;
 
 /// latch: ask for, grant and manage just-in-time access to cloud resources.
@@ -64,9 +68,24 @@ pub struct GlobalArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    #[command(flatten)]
+    Access(AccessCommand),
+
+    /// List and show access requests.
+    #[command(subcommand)]
+    Requests(RequestsCommand),
+
+    /// List grants: who holds which permission on which resource, and until when.
+    #[command(subcommand)]
+    Grants(GrantsCommand),
+
     /// Check, apply, list, show and delete access flows: the rules for who may get which access.
     #[command(subcommand)]
     Flows(FlowsCommand),
+
+    /// Apply, list and show resources: the inventory access is granted on.
+    #[command(subcommand)]
+    Resources(ResourcesCommand),
 
     /// Create, list and revoke API tokens. Needs an admin token.
     #[command(subcommand)]
@@ -86,6 +105,175 @@ pub enum Command {
     Completions {
         /// The shell to complete for.
         shell: Shell,
+    },
+}
+
+/// Commands on one access request, each a command of its own: `latch request`, `latch approve`, ...
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// Ask for access: every --permission on every --resource, for one duration.
+    ///
+    /// The flows decide at once. Access they allow automatically is granted; access that needs
+    /// approval waits for approvers; access they refuse is denied, and the reasons are printed to
+    /// standard error with exit status 1.
+    Request(RequestArgs),
+
+    /// Approve a pending request. Whether you may is decided now, against the current directory.
+    Approve {
+        /// Id of the request.
+        id: String,
+
+        /// A note for the record.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
+
+    /// Deny a pending request.
+    Deny {
+        /// Id of the request.
+        id: String,
+
+        /// Why; required.
+        #[arg(long, value_name = "TEXT", value_parser = NonEmptyStringValueParser::new())]
+        reason: String,
+    },
+
+    /// Withdraw your own request while it is pending or approved.
+    Cancel {
+        /// Id of the request.
+        id: String,
+    },
+
+    /// End granted access early. The requester, an admin or an approver of its flows may.
+    Revoke {
+        /// Id of the request.
+        id: String,
+
+        /// Why; recorded in the audit log.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
+
+    /// Ask for more time on active access. The flows decide again for the longer duration, never
+    /// past their maximum.
+    Extend {
+        /// Id of the request.
+        id: String,
+
+        /// How much longer, from the current expiry: for example `30m`, `1h`, `1h30m` or `2d`.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        duration: Duration,
+
+        /// Why you need more time; some flows require it.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
+}
+
+/// What `latch request` asks for.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// Id of a resource, as `latch resources list` shows it. Repeat for more resources.
+    #[arg(long = "resource", value_name = "ID", required = true)]
+    pub resources: Vec<String>,
+
+    /// A permission, as the flows name it. Repeat for more; each is asked for on every resource.
+    #[arg(long = "permission", value_name = "PERMISSION", required = true)]
+    pub permissions: Vec<String>,
+
+    /// How long: for example `30m`, `1h`, `1h30m`, `90s` or `2d`. [default: the flows' default]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Why you need the access; some flows require it.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub reason: String,
+
+    /// Wait until the access is active or the request has ended, checking every half second.
+    /// Exits with status 1 unless the access became active.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// Commands on access requests.
+#[derive(Debug, Subcommand)]
+pub enum RequestsCommand {
+    /// List requests, newest first.
+    List {
+        /// Only your own requests.
+        #[arg(long)]
+        mine: bool,
+
+        /// Only pending requests you may approve now.
+        #[arg(long)]
+        pending_my_approval: bool,
+
+        /// Only requests in this state.
+        #[arg(long, value_name = "STATE", value_parser = request_state())]
+        state: Option<RequestState>,
+
+        /// Only requests of this requester.
+        #[arg(long, value_name = "EMAIL")]
+        requester: Option<String>,
+    },
+
+    /// Show one request with its decision, approvals and grants.
+    Show {
+        /// Id of the request.
+        id: String,
+    },
+}
+
+/// A request state, by name; the names are offered to shell completion.
+fn request_state() -> impl TypedValueParser<Value = RequestState> {
+    PossibleValuesParser::new(RequestState::ALL.map(RequestState::as_str))
+        .try_map(|name| name.parse::<RequestState>())
+}
+
+/// Commands on grants.
+#[derive(Debug, Subcommand)]
+pub enum GrantsCommand {
+    /// List grants, newest first.
+    List {
+        /// Only grants that are active.
+        #[arg(long)]
+        active: bool,
+
+        /// Only grants held by this person.
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+    },
+}
+
+/// Commands on resources.
+#[derive(Debug, Subcommand)]
+pub enum ResourcesCommand {
+    /// Replace the static inventory with a YAML file (a `resources` list) and show what changed.
+    ///
+    /// Active access the flows no longer allow on a changed resource is revoked; the requests are
+    /// listed. If the file has any problem, nothing changes and every problem is printed. Needs an
+    /// admin token.
+    Apply {
+        /// The inventory file; `-` reads standard input.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+    },
+
+    /// List resources, by id.
+    List {
+        /// Only resources of this integration.
+        #[arg(long, value_name = "NAME")]
+        integration: Option<String>,
+
+        /// Only resources of this type, for example `aws.account`.
+        #[arg(long = "type", value_name = "TYPE")]
+        resource_type: Option<String>,
+    },
+
+    /// Show one resource with its ancestors, tags and owners.
+    Show {
+        /// Id of the resource.
+        id: String,
     },
 }
 
@@ -295,6 +483,76 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn request_takes_repeated_resources_and_permissions() {
+        let cli = Cli::try_parse_from([
+            "latch",
+            "request",
+            "--resource",
+            "r1",
+            "--permission",
+            "read",
+            "--resource",
+            "r2",
+            "--duration",
+            "1h30m",
+            "--wait",
+        ])
+        .expect("valid command line");
+        match cli.command {
+            Command::Access(AccessCommand::Request(args)) => {
+                assert_eq!(args.resources, ["r1", "r2"]);
+                assert_eq!(args.permissions, ["read"]);
+                assert_eq!(args.duration, Some(Duration::from_secs(5_400)));
+                assert!(args.wait);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_needs_a_resource_and_a_permission() {
+        assert!(Cli::try_parse_from(["latch", "request", "--permission", "read"]).is_err());
+        assert!(Cli::try_parse_from(["latch", "request", "--resource", "r1"]).is_err());
+    }
+
+    #[test]
+    fn a_bad_duration_is_refused_naming_the_value() {
+        let err = Cli::try_parse_from(["latch", "extend", "01J", "--duration", "an hour"])
+            .expect_err("not a duration");
+        assert!(
+            err.to_string().contains("\"an hour\" is not a duration"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deny_needs_a_reason() {
+        assert!(Cli::try_parse_from(["latch", "deny", "01J"]).is_err());
+        assert!(Cli::try_parse_from(["latch", "deny", "01J", "--reason", ""]).is_err());
+        let cli = Cli::try_parse_from(["latch", "deny", "01J", "--reason", "not now"])
+            .expect("valid command line");
+        match cli.command {
+            Command::Access(AccessCommand::Deny { id, reason }) => {
+                assert_eq!((id.as_str(), reason.as_str()), ("01J", "not now"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_states_are_checked_by_name() {
+        let cli = Cli::try_parse_from(["latch", "requests", "list", "--state", "active"])
+            .expect("valid command line");
+        match cli.command {
+            Command::Requests(RequestsCommand::List { state, .. }) => {
+                assert_eq!(state, Some(RequestState::Active));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["latch", "requests", "list", "--state", "granted"]).is_err());
     }
 
     #[test]

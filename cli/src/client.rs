@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use latch_proto::v1::access_flow_service_client::AccessFlowServiceClient;
+use latch_proto::v1::access_request_service_client::AccessRequestServiceClient;
 use latch_proto::v1::audit_service_client::AuditServiceClient;
 use latch_proto::v1::directory_service_client::DirectoryServiceClient;
+use latch_proto::v1::resource_service_client::ResourceServiceClient;
 use latch_proto::v1::token_service_client::TokenServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -130,6 +132,12 @@ pub type AuditClient = AuditServiceClient<InterceptedService<Channel, BearerAuth
 /// Client for the directory, authenticating every call.
 pub type DirectoryClient = DirectoryServiceClient<InterceptedService<Channel, BearerAuth>>;
 
+/// Client for access requests and grants, authenticating every call.
+pub type RequestClient = AccessRequestServiceClient<InterceptedService<Channel, BearerAuth>>;
+
+/// Client for the resource inventory, authenticating every call.
+pub type ResourceClient = ResourceServiceClient<InterceptedService<Channel, BearerAuth>>;
+
 /// A connection to the Latch server's public API.
 pub struct Api {
     channel: Channel,
@@ -165,6 +173,16 @@ impl Api {
     /// The directory service.
     pub fn directory(&self) -> DirectoryClient {
         DirectoryServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// The access request service, which also lists grants.
+    pub fn requests(&self) -> RequestClient {
+        AccessRequestServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// The resource service.
+    pub fn resources(&self) -> ResourceClient {
+        ResourceServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// The token service.

@@ -3,6 +3,7 @@
 mod args;
 mod client;
 mod commands;
+mod duration;
 mod output;
 
 use std::process::ExitCode;

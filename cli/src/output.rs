@@ -43,11 +43,16 @@ pub fn table<const N: usize>(header: [&str; N]) -> Table {
 }
 
 /// Writes `table` to standard output: columns two spaces apart, no trailing spaces.
-pub fn print_table(mut table: Table) -> Result<()> {
+pub fn print_table(table: Table) -> Result<()> {
+    print(&format!("{}\n", format_table(table)))
+}
+
+/// `table` as text, as [`print_table`] writes it, without the last newline.
+pub fn format_table(mut table: Table) -> String {
     for column in table.column_iter_mut() {
         column.set_padding((0, 2));
     }
-    print(&format!("{}\n", table.trim_fmt()))
+    table.trim_fmt()
 }
 
 /// A timestamp as RFC 3339 in UTC, to the second.

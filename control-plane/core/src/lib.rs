@@ -2,5 +2,6 @@
 pub mod decide;
 pub mod directory;
 pub mod flow;
+pub mod inventory;
 pub mod request;
 mod text;

@@ -40,6 +40,10 @@ pub struct Flags {
     /// Log filter, in tracing's EnvFilter syntax [default: info]
     #[arg(long, env = "LATCH_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// How long a request may wait for approvals before it expires, like `24h` or `30m`
+    /// [default: 24h]
+    #[arg(long, env = "LATCH_PENDING_TTL", value_name = "DURATION")]
+    pub pending_ttl: Option<String>,
 }
 
 /// The `--config` file. Same settings as the flags, in snake_case.
@@ -52,6 +56,7 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub database_url_file: Option<PathBuf>,
     pub log: Option<String>,
+    pub pending_ttl: Option<String>,
 }
 
 /// Where the server keeps its state.
@@ -80,6 +85,7 @@ pub struct Config {
     pub connector_listen: SocketAddr,
     pub database: Database,
     pub log: String,
+    pub lifecycle: crate::lifecycle::Settings,
 }
 
 /// Every problem found in the settings.
@@ -172,6 +178,16 @@ impl Config {
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&log) {
             problems.push(format!("log: {log:?} is not a valid filter: {err}"));
         }
+        let mut lifecycle = crate::lifecycle::Settings::default();
+        if let Some(text) = flags.pending_ttl.or(file.pending_ttl) {
+            match humantime::parse_duration(text.trim()) {
+                Ok(ttl) if !ttl.is_zero() => lifecycle.pending_ttl = ttl,
+                Ok(_) => problems.push(format!("pending_ttl: {text:?} must be longer than zero")),
+                Err(err) => problems.push(format!(
+                    "pending_ttl: {text:?} is not a duration like 24h or 30m: {err}"
+                )),
+            }
+        }
         match (listen, connector_listen, problems.is_empty()) {
             (Some(listen), Some(connector_listen), true) => Ok(Config {
                 data_dir,
@@ -179,6 +195,7 @@ impl Config {
                 connector_listen,
                 database,
                 log,
+                lifecycle,
             }),
             _ => Err(ConfigError(problems)),
         }

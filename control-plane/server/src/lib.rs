@@ -3,6 +3,7 @@
 //! - [`config`]: settings from flags, environment and file, checked at start.
 //! - [`store`]: durable state on SQLite or PostgreSQL behind one interface.
 //! - [`auth`]: API tokens and callers.
+//! - [`lifecycle`]: requests, approvals, the expiry sweeper and the reconciler.
 //! - [`api`]: the gRPC services and the HTTP endpoints on the public port.
 //! - [`server`]: start-up and graceful shutdown.
 //!
@@ -12,6 +13,7 @@ pub mod api;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod lifecycle;
 pub mod metrics;
 pub mod server;
 pub mod store;

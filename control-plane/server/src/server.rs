@@ -1,11 +1,14 @@
 //! Starting and stopping the server.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::config::{Config, Database};
+use crate::lifecycle::{Lifecycle, sweeper};
 use crate::{api, bootstrap, metrics, store};
 
 /// Runs the server until `shutdown` completes, then drains in-flight requests.
@@ -44,12 +47,21 @@ pub async fn run(
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding the API listener on {}", config.listen))?;
-    let router = api::router(store, metrics::handle()).context("building the API")?;
+    let lifecycle = Arc::new(Lifecycle::new(store.clone(), config.lifecycle.clone()));
+    // Expiry is swept from the database at once: access that fell due while the server was down
+    // is revoked within moments of start.
+    let stop_sweeper = Arc::new(Notify::new());
+    let sweeper = tokio::spawn(sweeper::run(lifecycle.clone(), stop_sweeper.clone()));
+    let router = api::router(store, lifecycle, metrics::handle()).context("building the API")?;
     tracing::info!(listen = %listener.local_addr()?, connector_listen = %config.connector_listen, "latch-server is serving");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving the API")?;
+    stop_sweeper.notify_one();
+    if let Err(err) = sweeper.await {
+        tracing::error!(error = %err, "the expiry sweeper stopped abnormally");
+    }
     tracing::info!("latch-server stopped");
     Ok(())
 }

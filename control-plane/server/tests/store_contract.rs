@@ -1,6 +1,7 @@
 //! The store contract: every test here runs against SQLite and against PostgreSQL (a fresh database
 //! per test on the server at 127.0.0.1:5432, or `LATCH_TEST_POSTGRES_URL`).
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -478,19 +479,6 @@ async fn directory_sources_are_replaced_only_from_the_version_read(db: TestDb) {
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["directory.applied", "directory.applied"]);
     assert_eq!(events[1].details["changes"]["users_added"][0], "a@x");
-}
-
-macro_rules! contract {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $test() { super::$test(super::TestDb::sqlite().await).await; } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $test() { super::$test(super::TestDb::postgres().await).await; } )*
-        }
-    };
 }
 
 contract!(

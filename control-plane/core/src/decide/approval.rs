@@ -486,23 +486,55 @@ impl ApprovalPlan {
         let mut seen: Vec<String> = Vec::new();
         for group in &self.groups {
             for approver in &group.approvers {
-                let text = match approver {
-                    Approver::User(user) => format!("user {user}"),
-                    Approver::Group(group) => format!("members of group {group}"),
-                    Approver::OnCall(schedule) => format!("whoever is on call in {schedule}"),
-                    Approver::Manager => match &self.manager {
-                        Some(manager) => format!("the requester's manager ({manager})"),
-                        None => "the requester's manager (none known)".to_owned(),
-                    },
-                    Approver::ResourceOwner => "the resource's owners".to_owned(),
-                    Approver::IntegrationOwner => "the integration's owners".to_owned(),
-                };
+                let text = self.describe_approver(approver);
                 if !seen.contains(&text) {
                     seen.push(text);
                 }
             }
         }
         seen.join(", ")
+    }
+
+    /// One approver in words (`members of group sre-leads`, `the requester's manager (m@x)`).
+    pub fn describe_approver(&self, approver: &Approver) -> String {
+        match approver {
+            Approver::User(user) => format!("user {user}"),
+            Approver::Group(group) => format!("members of group {group}"),
+            Approver::OnCall(schedule) => format!("whoever is on call in {schedule}"),
+            Approver::Manager => match &self.manager {
+                Some(manager) => format!("the requester's manager ({manager})"),
+                None => "the requester's manager (none known)".to_owned(),
+            },
+            Approver::ResourceOwner => "the resource's owners".to_owned(),
+            Approver::IntegrationOwner => "the integration's owners".to_owned(),
+        }
+    }
+
+    /// What the plan still waits for given `approvers`, one line per open group:
+    /// `1 more from members of group sre-leads, user bob@example.com (flow "prod-readonly")`.
+    pub fn waiting_for(
+        &self,
+        approvers: &[String],
+        dir: &dyn ApproverDirectory,
+        at: Timestamp,
+    ) -> Vec<String> {
+        self.evaluate(approvers, dir, at)
+            .open
+            .iter()
+            .map(|open| {
+                let who: Vec<String> = open
+                    .approvers
+                    .iter()
+                    .map(|a| self.describe_approver(a))
+                    .collect();
+                format!(
+                    "{} more from {} (flow {:?})",
+                    open.missing,
+                    who.join(" or "),
+                    open.flow.name
+                )
+            })
+            .collect()
     }
 }
 

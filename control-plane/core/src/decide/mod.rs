@@ -22,6 +22,7 @@ mod identity;
 mod index;
 mod input;
 mod matching;
+mod recheck;
 mod record;
 pub mod reference;
 mod requester_keys;
@@ -41,6 +42,7 @@ pub use directory::{ApproverDirectory, StaticDirectory};
 pub use engine::{Engine, SharedEngine};
 pub use identity::same_email;
 pub use input::{AccessItem, DecisionRequest, Requester, Resource, VersionedFlow};
+pub use recheck::still_allowed;
 pub use record::{
     Decision, FlowRef, FrozenInputs, FrozenItem, ItemDecision, Outcome, Reason, ReasonCode,
 };

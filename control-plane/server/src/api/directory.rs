@@ -7,18 +7,17 @@ use latch_proto::v1 as pb;
 use latch_proto::v1::directory_service_server::DirectoryService;
 use tonic::{Request, Response, Status};
 
+use crate::lifecycle::{Lifecycle, STATIC_SOURCE};
 use crate::store::{Store, StoreError, StoredDirectory};
 
 use super::auth_layer::{admin, caller};
 use super::page;
 use super::status::invalid_field;
 
-/// The one source this version has: the document `latch directory apply` replaces.
-pub const STATIC_SOURCE: &str = "static";
-
 /// The directory service over a store.
 pub struct DirectoryApi {
     store: Arc<dyn Store>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 /// The static directory as stored: its document and its digest (`None` before the first apply).
@@ -38,8 +37,8 @@ pub async fn load(store: &dyn Store) -> Result<(DirectorySpec, Option<String>), 
 }
 
 impl DirectoryApi {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        DirectoryApi { store }
+    pub fn new(store: Arc<dyn Store>, lifecycle: Arc<Lifecycle>) -> Self {
+        DirectoryApi { store, lifecycle }
     }
 }
 
@@ -101,6 +100,8 @@ impl DirectoryService for DirectoryApi {
             .replace_directory(STATIC_SOURCE, old_digest.as_deref(), &stored, change)
             .await?;
         tracing::info!(summary = %changes.summary(), actor = %caller.user, "directory applied");
+        // Group memberships and shifts drive automatic flows and who may keep access.
+        self.lifecycle.after_change().await;
         Ok(Response::new(pb::ApplyDirectoryResponse {
             changed: true,
             summary: changes.summary(),

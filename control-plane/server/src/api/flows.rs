@@ -7,7 +7,8 @@ use latch_proto::v1 as pb;
 use latch_proto::v1::access_flow_service_server::AccessFlowService;
 use tonic::{Request, Response, Status};
 
-use crate::store::{FlowVersion, Store};
+use crate::lifecycle::Lifecycle;
+use crate::store::{ApplyOutcome, FlowVersion, Store};
 
 use super::directory;
 use latch_core::directory::Directory;
@@ -19,11 +20,12 @@ use super::{convert, page};
 /// The access-flow service over a store.
 pub struct FlowApi {
     store: Arc<dyn Store>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl FlowApi {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        FlowApi { store }
+    pub fn new(store: Arc<dyn Store>, lifecycle: Arc<Lifecycle>) -> Self {
+        FlowApi { store, lifecycle }
     }
 
     /// Parses and validates a source, adding warnings for names Latch does not know yet.
@@ -92,6 +94,13 @@ impl AccessFlowService for FlowApi {
         for flow in &applied {
             tracing::info!(flow = %flow.name, version = flow.version, outcome = ?flow.outcome, actor = %caller.user, "flow applied");
         }
+        if applied
+            .iter()
+            .any(|flow| flow.outcome != ApplyOutcome::Unchanged)
+        {
+            // Automatic flows grant at once; narrowed flows revoke what they no longer allow.
+            self.lifecycle.after_change().await;
+        }
         Ok(Response::new(pb::ApplyFlowsResponse {
             flows: applied.iter().map(convert::applied).collect(),
             warnings: parsed.problems.iter().map(Problem::to_proto).collect(),
@@ -150,6 +159,7 @@ impl AccessFlowService for FlowApi {
         {
             Some(flow) => {
                 tracing::info!(flow = %name, version = flow.version, actor = %caller.user, "flow deleted");
+                self.lifecycle.after_change().await;
                 Ok(Response::new(pb::DeleteFlowResponse {
                     flow: Some(convert::flow(&flow)),
                 }))

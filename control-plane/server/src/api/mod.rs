@@ -7,6 +7,8 @@ mod convert;
 mod directory;
 mod flows;
 mod page;
+mod requests;
+mod resources;
 mod status;
 mod tokens;
 
@@ -14,17 +16,22 @@ use std::sync::Arc;
 
 use axum::routing::get;
 use latch_proto::v1::access_flow_service_server::AccessFlowServiceServer;
+use latch_proto::v1::access_request_service_server::AccessRequestServiceServer;
 use latch_proto::v1::audit_service_server::AuditServiceServer;
 use latch_proto::v1::directory_service_server::DirectoryServiceServer;
+use latch_proto::v1::resource_service_server::ResourceServiceServer;
 use latch_proto::v1::token_service_server::TokenServiceServer;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::lifecycle::Lifecycle;
 use crate::store::Store;
 
 pub use audit::AuditApi;
 pub use auth_layer::caller;
 pub use directory::DirectoryApi;
 pub use flows::FlowApi;
+pub use requests::RequestApi;
+pub use resources::ResourceApi;
 pub use tokens::TokenApi;
 
 /// gRPC paths that answer without a token: health probes (Kubernetes' native gRPC probes cannot send
@@ -35,6 +42,7 @@ const UNAUTHENTICATED_PREFIXES: &[&str] = &["/grpc.health.v1.Health/"];
 /// `/healthz` and `/metrics`.
 pub fn router(
     store: Arc<dyn Store>,
+    lifecycle: Arc<Lifecycle>,
     metrics: PrometheusHandle,
 ) -> Result<axum::Router, tonic_reflection::server::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -49,6 +57,12 @@ pub fn router(
         reporter
             .set_serving::<DirectoryServiceServer<DirectoryApi>>()
             .await;
+        reporter
+            .set_serving::<AccessRequestServiceServer<RequestApi>>()
+            .await;
+        reporter
+            .set_serving::<ResourceServiceServer<ResourceApi>>()
+            .await;
     });
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(latch_proto::FILE_DESCRIPTOR_SET)
@@ -61,12 +75,20 @@ pub fn router(
         .build_v1alpha()?;
 
     let grpc = tonic::service::Routes::builder()
-        .add_service(AccessFlowServiceServer::new(FlowApi::new(store.clone())))
+        .add_service(AccessFlowServiceServer::new(FlowApi::new(
+            store.clone(),
+            lifecycle.clone(),
+        )))
         .add_service(TokenServiceServer::new(TokenApi::new(store.clone())))
         .add_service(AuditServiceServer::new(AuditApi::new(store.clone())))
         .add_service(DirectoryServiceServer::new(DirectoryApi::new(
             store.clone(),
+            lifecycle.clone(),
         )))
+        .add_service(AccessRequestServiceServer::new(RequestApi::new(
+            lifecycle.clone(),
+        )))
+        .add_service(ResourceServiceServer::new(ResourceApi::new(lifecycle)))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -4,7 +4,7 @@ use latch_core::flow::Problem;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use crate::store::StoreError;
+use crate::store::{Refusal, StoreError};
 
 impl From<StoreError> for Status {
     fn from(err: StoreError) -> Self {
@@ -12,11 +12,23 @@ impl From<StoreError> for Status {
             StoreError::Conflict(what) => {
                 Status::aborted(format!("conflicting concurrent change to {what}; retry"))
             }
+            StoreError::Refused(refusal) => Status::from(refusal),
             other => {
                 // Details stay in the server log; callers learn only that it failed and nothing changed.
                 tracing::error!(error = %other, "store error");
                 Status::internal("internal storage error; nothing was changed")
             }
+        }
+    }
+}
+
+impl From<Refusal> for Status {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NotFound(message) => Status::not_found(message),
+            Refusal::PermissionDenied(message) => Status::permission_denied(message),
+            Refusal::FailedPrecondition(message) => Status::failed_precondition(message),
+            Refusal::InvalidArgument(message) => Status::invalid_argument(message),
         }
     }
 }

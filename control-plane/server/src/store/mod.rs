@@ -4,8 +4,10 @@
 
 mod audit_chain;
 mod error;
+mod lifecycle;
 mod postgres;
 mod records;
+mod sql_lifecycle;
 mod sql_store;
 mod sqlite;
 
@@ -17,6 +19,12 @@ use chrono::{DateTime, Utc};
 
 pub use audit_chain::{ChainBreak, ChainVerifier, GENESIS_HASH, chain_hash};
 pub use error::StoreError;
+pub use lifecycle::{
+    ApprovalRecord, ChangeFn, CommandRecord, CommandResult, GrantFilter, GrantRecord, GrantState,
+    LifecycleStore, NewGrant, NewRequest, PlanFn, ReconcilePlan, Refusal, RequestChange,
+    RequestFilter, RequestItem, RequestRecord, RequestView, ResourceChanges, ResourceRecord,
+    SweepReport, lifecycle_action,
+};
 pub use postgres::PostgresStore;
 pub use records::{
     AppliedFlow, ApplyOutcome, AuditEvent, AuditFilter, FlowVersion, NewAuditEvent, NewToken,
@@ -27,7 +35,7 @@ pub use sqlite::SqliteStore;
 /// Everything Latch keeps. Every method that changes state writes its audit events in the same
 /// transaction, so a change and its record land together or not at all.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: LifecycleStore {
     /// Creates or updates flows, all or nothing. Content equal to the current version (same digest)
     /// makes no new version; a deleted flow comes back with the version after its last one.
     async fn apply_flows(

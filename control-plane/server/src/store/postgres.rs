@@ -5,6 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::StoreError;
+use super::sql_lifecycle::impl_lifecycle;
 use super::sql_store::impl_store;
 
 /// Latch's state in a PostgreSQL database.
@@ -32,4 +33,13 @@ impl_store!(
     sqlx::Postgres,
     begin = "BEGIN",
     for_update = " FOR UPDATE"
+);
+
+impl_lifecycle!(
+    PostgresStore,
+    sqlx::Postgres,
+    begin = "BEGIN",
+    for_update = " FOR UPDATE",
+    for_share = " FOR SHARE",
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 );

@@ -15,41 +15,57 @@ macro_rules! impl_store {
                 tx: &mut sqlx::Transaction<'static, $db>,
                 event: $crate::store::NewAuditEvent,
             ) -> Result<(), $crate::store::StoreError> {
+                Self::append_audits(tx, vec![event]).await
+            }
+
+            /// Appends audit events to the chain inside `tx`, in order. The chain's head is read
+            /// and locked once and written once, however many events there are.
+            async fn append_audits(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                events: Vec<$crate::store::NewAuditEvent>,
+            ) -> Result<(), $crate::store::StoreError> {
                 use sqlx::Row;
+                if events.is_empty() {
+                    return Ok(());
+                }
                 let head = sqlx::query(concat!(
                     "SELECT seq, hash FROM audit_head WHERE singleton = 1",
                     $for_update
                 ))
                 .fetch_one(&mut **tx)
                 .await?;
-                let seq: i64 = head.try_get::<i64, _>("seq")? + 1;
-                let prev_hash: String = head.try_get("hash")?;
-                let hash = $crate::store::chain_hash(
-                    &prev_hash,
-                    seq,
-                    event.at,
-                    &event.actor,
-                    event.action,
-                    &event.subject,
-                    &event.details,
-                );
-                sqlx::query(
-                    "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(seq)
-                .bind(event.at)
-                .bind(&event.actor)
-                .bind(event.action)
-                .bind(&event.subject)
-                .bind(event.details.to_string())
-                .bind(&prev_hash)
-                .bind(&hash)
-                .execute(&mut **tx)
-                .await?;
+                let mut seq: i64 = head.try_get("seq")?;
+                let mut prev_hash: String = head.try_get("hash")?;
+                for event in events {
+                    seq += 1;
+                    let hash = $crate::store::chain_hash(
+                        &prev_hash,
+                        seq,
+                        event.at,
+                        &event.actor,
+                        event.action,
+                        &event.subject,
+                        &event.details,
+                    );
+                    sqlx::query(
+                        "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev_hash, hash) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(seq)
+                    .bind(event.at)
+                    .bind(&event.actor)
+                    .bind(event.action)
+                    .bind(&event.subject)
+                    .bind(event.details.to_string())
+                    .bind(&prev_hash)
+                    .bind(&hash)
+                    .execute(&mut **tx)
+                    .await?;
+                    prev_hash = hash;
+                }
                 sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE singleton = 1")
                     .bind(seq)
-                    .bind(&hash)
+                    .bind(&prev_hash)
                     .execute(&mut **tx)
                     .await?;
                 Ok(())

@@ -9,6 +9,7 @@ use sqlx::sqlite::{
 };
 
 use super::StoreError;
+use super::sql_lifecycle::impl_lifecycle;
 use super::sql_store::impl_store;
 
 /// Latch's state in one SQLite file.
@@ -53,4 +54,13 @@ impl_store!(
     sqlx::Sqlite,
     begin = "BEGIN IMMEDIATE",
     for_update = ""
+);
+
+impl_lifecycle!(
+    SqliteStore,
+    sqlx::Sqlite,
+    begin = "BEGIN IMMEDIATE",
+    for_update = "",
+    for_share = "",
+    skip_locked = ""
 );

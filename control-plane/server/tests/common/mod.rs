@@ -130,3 +130,18 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// Runs each named `async fn(TestDb)` as two tests: on SQLite and on a fresh PostgreSQL database.
+#[allow(unused_macros)]
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $test() { super::$test(super::TestDb::sqlite().await).await; } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $test() { super::$test(super::TestDb::postgres().await).await; } )*
+        }
+    };
+}

@@ -1,0 +1,81 @@
+//! The request lifecycle around the store: deciding requests with the engine, approvals, the expiry
+//! sweeper and the reconciler. The rules are pure (`latch-core`); the store writes each change, its
+//! audit events and its connector commands in one transaction. See docs/request-lifecycle.md.
+
+mod context;
+mod reconcile;
+mod requests;
+pub mod sweeper;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::store::Store;
+
+pub use context::{Approvers, Context, ContextCache, STATIC_SOURCE};
+pub use reconcile::{RECONCILER, plan};
+pub use requests::{Actor, Ask, Asked, request_digest, stored_decision};
+
+/// Lifecycle settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a request may wait for approvals before it expires.
+    pub pending_ttl: Duration,
+    /// How often the sweeper looks for due requests.
+    pub sweep_every: Duration,
+    /// How often the reconciler runs without a change to prompt it.
+    pub reconcile_every: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            pending_ttl: Duration::from_secs(24 * 3600),
+            sweep_every: sweeper::SWEEP_EVERY,
+            reconcile_every: sweeper::RECONCILE_EVERY,
+        }
+    }
+}
+
+/// The lifecycle of one server.
+pub struct Lifecycle {
+    store: Arc<dyn Store>,
+    context: ContextCache,
+    settings: Settings,
+    /// Wakes the sweeper early (a new expiry may be sooner than its next tick).
+    wake: Notify,
+}
+
+impl Lifecycle {
+    pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
+        Lifecycle {
+            context: ContextCache::new(store.clone()),
+            store,
+            settings,
+            wake: Notify::new(),
+        }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Reconciles after flows, the directory or the inventory changed. The change itself is
+    /// already committed; if reconciling fails now, the sweeper's next run retries it.
+    pub async fn after_change(&self) -> crate::store::ReconcilePlan {
+        match self.reconcile(chrono::Utc::now()).await {
+            Ok(applied) => applied,
+            Err(err) => {
+                tracing::error!(error = %err, "reconcile after a change failed; the next run retries");
+                crate::store::ReconcilePlan::default()
+            }
+        }
+    }
+
+    fn wake_sweeper(&self) {
+        self.wake.notify_one();
+    }
+}

@@ -1,0 +1,163 @@
+//! The reconciler: makes live grants match what the flows allow now.
+//!
+//! - Automatic flows: everyone the flow's requesters match gets its targets while they match. The
+//!   entitlements are recomputed from the directory, the inventory and the time, and the difference
+//!   becomes grant and revoke commands.
+//! - Requested access: a grant whose flow was deleted, no longer covers the resource (its targets
+//!   or the resource's tags or hierarchy changed) or no longer lists the person is revoked, with
+//!   the reason.
+//!
+//! It runs after every change to flows, the directory or the inventory, and on an interval so that
+//! on-call shifts starting and ending (and changes made through another server) are picked up.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use latch_core::decide::{Entitlement, FlowRef, VersionedFlow, entitlements, still_allowed};
+use latch_core::flow::FlowKind;
+
+use super::Lifecycle;
+use super::context::Context;
+use crate::store::{GrantRecord, NewGrant, ReconcilePlan, ResourceRecord, StoreError};
+
+/// The actor recorded for the reconciler's changes.
+pub const RECONCILER: &str = "latch-reconciler";
+
+/// What the grants should become, given everything known now.
+pub fn plan(
+    live: &[GrantRecord],
+    context: &Context,
+    resources: &[ResourceRecord],
+    now: jiff::Timestamp,
+) -> ReconcilePlan {
+    let mut out = ReconcilePlan::default();
+    let by_id: BTreeMap<&str, &ResourceRecord> =
+        resources.iter().map(|r| (r.id.as_str(), r)).collect();
+    let engine_resources: Vec<_> = resources.iter().map(ResourceRecord::to_engine).collect();
+    let people = context.people(now);
+
+    // Automatic flows: desired entitlements per flow, against the automatic grants held.
+    let mut desired: BTreeSet<(String, Entitlement)> = BTreeSet::new();
+    let mut versions: BTreeMap<String, u32> = BTreeMap::new();
+    for (spec, version) in context.engine.flows() {
+        if spec.kind != FlowKind::Automatic {
+            continue;
+        }
+        versions.insert(spec.name.clone(), version);
+        let flow = VersionedFlow {
+            spec: (**spec).clone(),
+            version,
+        };
+        for entitlement in entitlements(&flow, &people, &engine_resources, now) {
+            desired.insert((spec.name.clone(), entitlement));
+        }
+    }
+    let mut held: BTreeSet<(String, Entitlement)> = BTreeSet::new();
+    for grant in live.iter().filter(|g| g.request_id.is_none()) {
+        let key = (
+            grant.flow.name.clone(),
+            Entitlement {
+                identity: grant.identity.clone(),
+                integration: grant.integration.clone(),
+                resource_id: grant.resource_id.clone(),
+                permission: grant.permission.clone(),
+            },
+        );
+        if desired.contains(&key) && held.insert(key) {
+            continue;
+        }
+        out.revoke.push((
+            grant.id.clone(),
+            format!(
+                "automatic flow {:?} no longer entitles {} to {:?} on {:?}",
+                grant.flow.name, grant.identity, grant.permission, grant.resource_id
+            ),
+        ));
+    }
+    for (flow, entitlement) in desired.difference(&held) {
+        out.grant.push(NewGrant {
+            resource_type: by_id
+                .get(entitlement.resource_id.as_str())
+                .map(|r| r.resource_type.clone())
+                .unwrap_or_default(),
+            identity: entitlement.identity.clone(),
+            integration: entitlement.integration.clone(),
+            resource_id: entitlement.resource_id.clone(),
+            permission: entitlement.permission.clone(),
+            flow: FlowRef {
+                name: flow.clone(),
+                version: versions.get(flow).copied().unwrap_or_default(),
+            },
+            duration_secs: None,
+        });
+    }
+
+    // Requested access: still allowed by the flow's current version?
+    for grant in live.iter().filter(|g| g.request_id.is_some()) {
+        let current = context
+            .engine
+            .flows()
+            .find(|(spec, _)| spec.name == grant.flow.name);
+        let verdict = match current {
+            None => Err(format!("flow {:?} was deleted", grant.flow.name)),
+            Some((spec, _)) => still_allowed(
+                spec,
+                &context.requester(&grant.identity, now),
+                by_id
+                    .get(grant.resource_id.as_str())
+                    .map(|r| r.to_engine())
+                    .as_ref(),
+                &grant.permission,
+            ),
+        };
+        if let Err(reason) = verdict {
+            out.revoke.push((grant.id.clone(), reason));
+            if let Some(request_id) = &grant.request_id
+                && !out.revoked_requests.contains(request_id)
+            {
+                out.revoked_requests.push(request_id.clone());
+            }
+        }
+    }
+    out
+}
+
+impl Lifecycle {
+    /// Reconciles once; returns what changed.
+    pub async fn reconcile(&self, now: DateTime<Utc>) -> Result<ReconcilePlan, StoreError> {
+        let context = self.context.current().await?;
+        let resources = self.all_resources().await?;
+        let at = super::requests::to_jiff(now);
+        let applied = self
+            .store
+            .reconcile(RECONCILER, now, &|live| {
+                plan(live, &context, &resources, at)
+            })
+            .await?;
+        if !applied.is_empty() {
+            tracing::info!(
+                granted = applied.grant.len(),
+                revoked = applied.revoke.len(),
+                "reconciled grants"
+            );
+        }
+        Ok(applied)
+    }
+
+    async fn all_resources(&self) -> Result<Vec<ResourceRecord>, StoreError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_resources(after.as_deref(), 1000, None, None)
+                .await?;
+            let done = page.len() < 1000;
+            after = page.last().map(|r| r.id.clone());
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+}

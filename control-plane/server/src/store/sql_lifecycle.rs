@@ -1,0 +1,1223 @@
+//! The lifecycle's queries, written once for both backends (see `sql_store.rs` for why one macro).
+//!
+//! Locks are always taken in the same order, request → grant → command, so that two servers on one
+//! PostgreSQL database queue behind each other instead of deadlocking. Work that any server may pick
+//! up (expiry) is claimed with `FOR UPDATE SKIP LOCKED`: a row one server is handling is skipped by
+//! the others, and re-checked under the lock, so every expiry is handled exactly once.
+//!
+//! A grant is reference-counted by what it holds: granting (identity, resource, permission) that
+//! another live grant already holds sends no command, and revoking one that another live grant still
+//! needs sends no revoke. The connector sees one grant and one revoke per stretch of access.
+
+/// Implements [`super::LifecycleStore`] for `$store`.
+macro_rules! impl_lifecycle {
+    ($store:ty, $db:ty, begin = $begin:literal, for_update = $for_update:literal,
+     for_share = $for_share:literal, skip_locked = $skip_locked:literal) => {
+        impl $store {
+            fn lc_request_from_row(
+                row: &<$db as sqlx::Database>::Row,
+            ) -> Result<$crate::store::RequestRecord, $crate::store::StoreError> {
+                use sqlx::Row;
+                let id: String = row.try_get("id")?;
+                let state: String = row.try_get("state")?;
+                let items: String = row.try_get("items")?;
+                Ok($crate::store::RequestRecord {
+                    state: state
+                        .parse()
+                        .map_err(|err| $crate::store::StoreError::corrupt(format!("request {id} state"), err))?,
+                    items: serde_json::from_str(&items)
+                        .map_err(|err| $crate::store::StoreError::corrupt(format!("request {id} items"), err))?,
+                    requester: row.try_get("requester")?,
+                    requested_duration_secs: row.try_get("requested_duration_secs")?,
+                    duration_secs: row.try_get("duration_secs")?,
+                    justification: row.try_get("justification")?,
+                    outcome: row.try_get("outcome")?,
+                    decision: row.try_get("decision")?,
+                    digest: row.try_get("digest")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                    pending_expires_at: row.try_get("pending_expires_at")?,
+                    activated_at: row.try_get("activated_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    end_reason: row.try_get("end_reason")?,
+                    id,
+                })
+            }
+
+            fn lc_grant_from_row(
+                row: &<$db as sqlx::Database>::Row,
+            ) -> Result<$crate::store::GrantRecord, $crate::store::StoreError> {
+                use sqlx::Row;
+                let state: String = row.try_get("state")?;
+                let version: i64 = row.try_get("flow_version")?;
+                Ok($crate::store::GrantRecord {
+                    id: row.try_get("id")?,
+                    request_id: row.try_get("request_id")?,
+                    identity: row.try_get("identity")?,
+                    integration: row.try_get("integration")?,
+                    resource_id: row.try_get("resource_id")?,
+                    resource_type: row.try_get("resource_type")?,
+                    permission: row.try_get("permission")?,
+                    flow: latch_core::decide::FlowRef {
+                        name: row.try_get("flow_name")?,
+                        version: u32::try_from(version)
+                            .map_err(|err| $crate::store::StoreError::corrupt("grant flow version", err))?,
+                    },
+                    state: $crate::store::GrantState::parse(&state)?,
+                    desired: row.try_get("desired")?,
+                    observed: row.try_get("observed")?,
+                    generation: row.try_get("generation")?,
+                    duration_secs: row.try_get("duration_secs")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                    started_at: row.try_get("started_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    end_reason: row.try_get("end_reason")?,
+                })
+            }
+
+            fn lc_resource_from_row(
+                row: &<$db as sqlx::Database>::Row,
+            ) -> Result<$crate::store::ResourceRecord, $crate::store::StoreError> {
+                use sqlx::Row;
+                let id: String = row.try_get("id")?;
+                let json = |column: &str| -> Result<String, $crate::store::StoreError> {
+                    Ok(row.try_get::<String, _>(column)?)
+                };
+                let corrupt = |what: &str, err: serde_json::Error| {
+                    $crate::store::StoreError::corrupt(format!("resource {id:?} {what}"), err)
+                };
+                Ok($crate::store::ResourceRecord {
+                    ancestors: serde_json::from_str(&json("ancestors")?).map_err(|e| corrupt("ancestors", e))?,
+                    tags: serde_json::from_str(&json("tags")?).map_err(|e| corrupt("tags", e))?,
+                    owners: serde_json::from_str(&json("owners")?).map_err(|e| corrupt("owners", e))?,
+                    integration: row.try_get("integration")?,
+                    resource_type: row.try_get("resource_type")?,
+                    name: row.try_get("name")?,
+                    parent: row.try_get("parent")?,
+                    source: row.try_get("source")?,
+                    first_seen: row.try_get("first_seen")?,
+                    last_seen: row.try_get("last_seen")?,
+                    id,
+                })
+            }
+
+            fn lc_command_from_row(
+                row: &<$db as sqlx::Database>::Row,
+            ) -> Result<$crate::store::CommandRecord, $crate::store::StoreError> {
+                use sqlx::Row;
+                let payload: String = row.try_get("payload")?;
+                Ok($crate::store::CommandRecord {
+                    seq: row.try_get("seq")?,
+                    id: row.try_get("id")?,
+                    grant_id: row.try_get("grant_id")?,
+                    integration: row.try_get("integration")?,
+                    kind: row.try_get("kind")?,
+                    generation: row.try_get("generation")?,
+                    payload: serde_json::from_str(&payload)
+                        .map_err(|err| $crate::store::StoreError::corrupt("command payload", err))?,
+                    created_at: row.try_get("created_at")?,
+                    completed_at: row.try_get("completed_at")?,
+                    result: row.try_get("result")?,
+                })
+            }
+
+            /// Reads a request, locking it for the rest of the transaction.
+            async fn lc_lock_request(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                id: &str,
+            ) -> Result<Option<$crate::store::RequestRecord>, $crate::store::StoreError> {
+                let row = sqlx::query(concat!("SELECT * FROM access_requests WHERE id = $1", $for_update))
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                row.as_ref().map(Self::lc_request_from_row).transpose()
+            }
+
+            /// A request's grants, locked for the rest of the transaction.
+            async fn lc_request_grants(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                request_id: &str,
+            ) -> Result<Vec<$crate::store::GrantRecord>, $crate::store::StoreError> {
+                let rows = sqlx::query(concat!(
+                    "SELECT * FROM grants WHERE request_id = $1 ORDER BY id",
+                    $for_update
+                ))
+                .bind(request_id)
+                .fetch_all(&mut **tx)
+                .await?;
+                rows.iter().map(Self::lc_grant_from_row).collect()
+            }
+
+            /// A request's grants, read without locking (for showing them).
+            async fn lc_read_grants(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                request_id: &str,
+            ) -> Result<Vec<$crate::store::GrantRecord>, $crate::store::StoreError> {
+                let rows = sqlx::query("SELECT * FROM grants WHERE request_id = $1 ORDER BY id")
+                    .bind(request_id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                rows.iter().map(Self::lc_grant_from_row).collect()
+            }
+
+            async fn lc_view(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                request: $crate::store::RequestRecord,
+            ) -> Result<$crate::store::RequestView, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query("SELECT * FROM approvals WHERE request_id = $1 ORDER BY at, approver")
+                    .bind(&request.id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                let approvals = rows
+                    .iter()
+                    .map(|row| {
+                        Ok($crate::store::ApprovalRecord {
+                            request_id: row.try_get("request_id")?,
+                            approver: row.try_get("approver")?,
+                            verdict: row.try_get("verdict")?,
+                            reason: row.try_get("reason")?,
+                            request_digest: row.try_get("request_digest")?,
+                            at: row.try_get("at")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, $crate::store::StoreError>>()?;
+                let grants = Self::lc_read_grants(tx, &request.id).await?;
+                Ok($crate::store::RequestView { request, approvals, grants })
+            }
+
+            /// Writes a request's state, times and end reason back.
+            async fn lc_save_request(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                request: &$crate::store::RequestRecord,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "UPDATE access_requests SET state = $2, updated_at = $3, activated_at = $4, \
+                     expires_at = $5, end_reason = $6 WHERE id = $1",
+                )
+                .bind(&request.id)
+                .bind(request.state.as_str())
+                .bind(request.updated_at)
+                .bind(request.activated_at)
+                .bind(request.expires_at)
+                .bind(&request.end_reason)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// Moves a request by `event` (or refuses, if the state machine does not allow it) and
+            /// records the audit event.
+            fn lc_transition(
+                request: &mut $crate::store::RequestRecord,
+                event: latch_core::request::Event,
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                details: serde_json::Value,
+                audit: &mut Vec<$crate::store::NewAuditEvent>,
+            ) -> Result<(), $crate::store::StoreError> {
+                let from = request.state;
+                request.state = from
+                    .apply(event)
+                    .map_err(|err| $crate::store::StoreError::Refused($crate::store::Refusal::FailedPrecondition(
+                        format!("request {}: {err}", request.id),
+                    )))?;
+                request.updated_at = now;
+                let mut details = details;
+                if let serde_json::Value::Object(map) = &mut details {
+                    map.insert("from".into(), from.as_str().into());
+                    map.insert("to".into(), request.state.as_str().into());
+                }
+                audit.push($crate::store::NewAuditEvent {
+                    at: now,
+                    actor: actor.to_string(),
+                    action: $crate::store::lifecycle_action(request.state, event),
+                    subject: request.id.clone(),
+                    details,
+                });
+                Ok(())
+            }
+
+            async fn lc_insert_command(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                grant_id: &str,
+                grant: &$crate::store::NewGrant,
+                kind: &str,
+                generation: i64,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::store::StoreError> {
+                let id = uuid::Uuid::now_v7().to_string();
+                let payload = serde_json::json!({
+                    "command_id": id,
+                    "kind": kind,
+                    "grant_id": grant_id,
+                    "generation": generation,
+                    "identity": grant.identity,
+                    "integration": grant.integration,
+                    "resource_id": grant.resource_id,
+                    "resource_type": grant.resource_type,
+                    "permission": grant.permission,
+                    "duration_secs": grant.duration_secs,
+                });
+                // Revokes go ahead of grants in every queue.
+                let priority: i64 = if kind == "revoke" { 0 } else { 1 };
+                sqlx::query(
+                    "INSERT INTO commands (id, grant_id, integration, kind, generation, priority, payload, \
+                     created_at, completed_at, result) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)",
+                )
+                .bind(&id)
+                .bind(grant_id)
+                .bind(&grant.integration)
+                .bind(kind)
+                .bind(generation)
+                .bind(priority)
+                .bind(payload.to_string())
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// How many live grants other than `except` hold (identity, resource, permission), and
+            /// how many of those are active.
+            async fn lc_holders(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                identity: &str,
+                resource_id: &str,
+                permission: &str,
+                except: &str,
+            ) -> Result<(i64, i64), $crate::store::StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS live, \
+                     CAST(COALESCE(SUM(CASE WHEN state = 'active' THEN 1 ELSE 0 END), 0) AS BIGINT) AS active \
+                     FROM grants WHERE identity = $1 AND resource_id = $2 AND permission = $3 \
+                     AND state IN ('granting', 'active') AND id <> $4",
+                )
+                .bind(identity)
+                .bind(resource_id)
+                .bind(permission)
+                .bind(except)
+                .fetch_one(&mut **tx)
+                .await?;
+                Ok((row.try_get("live")?, row.try_get("active")?))
+            }
+
+            /// Creates one grant. When another active grant already holds the same access, the new
+            /// grant is active at once and no command is sent. Returns its id and whether it is active.
+            async fn lc_insert_grant(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                request_id: Option<&str>,
+                grant: &$crate::store::NewGrant,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(String, bool), $crate::store::StoreError> {
+                let id = uuid::Uuid::now_v7().to_string();
+                let (_, active) =
+                    Self::lc_holders(tx, &grant.identity, &grant.resource_id, &grant.permission, &id).await?;
+                let present = active > 0;
+                sqlx::query(
+                    "INSERT INTO grants (id, request_id, identity, integration, resource_id, resource_type, \
+                     permission, flow_name, flow_version, state, desired, observed, generation, duration_secs, \
+                     created_at, updated_at, started_at, expires_at, end_reason) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'present', $11, 1, $12, $13, $13, $14, NULL, NULL)",
+                )
+                .bind(&id)
+                .bind(request_id)
+                .bind(&grant.identity)
+                .bind(&grant.integration)
+                .bind(&grant.resource_id)
+                .bind(&grant.resource_type)
+                .bind(&grant.permission)
+                .bind(&grant.flow.name)
+                .bind(i64::from(grant.flow.version))
+                .bind(if present { "active" } else { "granting" })
+                .bind(if present { "present" } else { "unknown" })
+                .bind(grant.duration_secs)
+                .bind(now)
+                .bind(present.then_some(now))
+                .execute(&mut **tx)
+                .await?;
+                if !present {
+                    Self::lc_insert_command(tx, &id, grant, "grant", 1, now).await?;
+                }
+                Ok((id, present))
+            }
+
+            /// Approved → granting: one grant per item, commands for those not already held, and
+            /// straight on to active when every item was already held.
+            async fn lc_send_grants(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                request: &mut $crate::store::RequestRecord,
+                grants: &[$crate::store::NewGrant],
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                audit: &mut Vec<$crate::store::NewAuditEvent>,
+            ) -> Result<(), $crate::store::StoreError> {
+                if grants.is_empty() {
+                    return Err($crate::store::StoreError::corrupt(
+                        format!("request {}", request.id),
+                        "approved without anything to grant",
+                    ));
+                }
+                let mut created = Vec::with_capacity(grants.len());
+                let mut all_present = true;
+                for grant in grants {
+                    let (id, present) = Self::lc_insert_grant(tx, Some(&request.id), grant, now).await?;
+                    all_present &= present;
+                    created.push(serde_json::json!({
+                        "grant_id": id,
+                        "resource_id": grant.resource_id,
+                        "permission": grant.permission,
+                        "flow": grant.flow,
+                        "already_held": present,
+                    }));
+                }
+                Self::lc_transition(
+                    request,
+                    latch_core::request::Event::SendGrants,
+                    actor,
+                    now,
+                    serde_json::json!({ "grants": created }),
+                    audit,
+                )?;
+                if all_present {
+                    Self::lc_activate(tx, request, actor, now, audit).await?;
+                }
+                Ok(())
+            }
+
+            /// Granting → active: the clock starts now.
+            async fn lc_activate(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                request: &mut $crate::store::RequestRecord,
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                audit: &mut Vec<$crate::store::NewAuditEvent>,
+            ) -> Result<(), $crate::store::StoreError> {
+                let secs = request.duration_secs.unwrap_or(0);
+                let expires_at = now + chrono::Duration::seconds(secs);
+                request.activated_at = Some(now);
+                request.expires_at = Some(expires_at);
+                Self::lc_transition(
+                    request,
+                    latch_core::request::Event::GrantsApplied,
+                    actor,
+                    now,
+                    serde_json::json!({ "expires_at": expires_at }),
+                    audit,
+                )?;
+                sqlx::query(
+                    "UPDATE grants SET expires_at = $2, started_at = COALESCE(started_at, $3), updated_at = $3 \
+                     WHERE request_id = $1 AND state = 'active'",
+                )
+                .bind(&request.id)
+                .bind(expires_at)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// Takes one grant away. Sends a revoke command unless another live grant still holds the
+            /// same access, in which case the grant ends at once. `reason` `None` means expiry.
+            async fn lc_revoke_grant(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                grant: &$crate::store::GrantRecord,
+                reason: Option<&str>,
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                audit: &mut Vec<$crate::store::NewAuditEvent>,
+            ) -> Result<(), $crate::store::StoreError> {
+                if !grant.state.is_live() {
+                    return Ok(());
+                }
+                let generation = grant.generation + 1;
+                let (others, _) =
+                    Self::lc_holders(tx, &grant.identity, &grant.resource_id, &grant.permission, &grant.id).await?;
+                let ended = if reason.is_none() { "expired" } else { "revoked" };
+                let state = if others > 0 { ended } else { "revoking" };
+                sqlx::query(
+                    "UPDATE grants SET state = $2, desired = 'absent', generation = $3, end_reason = $4, \
+                     updated_at = $5 WHERE id = $1",
+                )
+                .bind(&grant.id)
+                .bind(state)
+                .bind(generation)
+                .bind(reason)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                // A grant command still waiting is stale now; the revoke supersedes it.
+                sqlx::query(
+                    "UPDATE commands SET completed_at = $2, result = 'superseded' \
+                     WHERE grant_id = $1 AND completed_at IS NULL",
+                )
+                .bind(&grant.id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                if others == 0 {
+                    let new = $crate::store::NewGrant {
+                        identity: grant.identity.clone(),
+                        integration: grant.integration.clone(),
+                        resource_id: grant.resource_id.clone(),
+                        resource_type: grant.resource_type.clone(),
+                        permission: grant.permission.clone(),
+                        flow: grant.flow.clone(),
+                        duration_secs: grant.duration_secs,
+                    };
+                    Self::lc_insert_command(tx, &grant.id, &new, "revoke", generation, now).await?;
+                }
+                audit.push($crate::store::NewAuditEvent {
+                    at: now,
+                    actor: actor.to_string(),
+                    action: if others > 0 { "grant.ended" } else { "grant.revoking" },
+                    subject: grant.request_id.clone().unwrap_or_else(|| grant.id.clone()),
+                    details: serde_json::json!({
+                        "grant_id": grant.id,
+                        "identity": grant.identity,
+                        "resource_id": grant.resource_id,
+                        "permission": grant.permission,
+                        "flow": grant.flow,
+                        "reason": reason.unwrap_or("expired"),
+                        "still_held_by_another_grant": others > 0,
+                    }),
+                });
+                Ok(())
+            }
+
+            /// Ends a request's access: revoking, then each live grant revoked; finished at once if
+            /// no revoke command was needed.
+            async fn lc_end_request(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                request: &mut $crate::store::RequestRecord,
+                reason: Option<&str>,
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                audit: &mut Vec<$crate::store::NewAuditEvent>,
+            ) -> Result<(), $crate::store::StoreError> {
+                let event = match reason {
+                    None => latch_core::request::Event::ExpiryReached,
+                    Some(_) => latch_core::request::Event::Revoke,
+                };
+                if reason.is_some() {
+                    request.end_reason = reason.map(str::to_string);
+                }
+                Self::lc_transition(
+                    request,
+                    event,
+                    actor,
+                    now,
+                    serde_json::json!({ "reason": reason.unwrap_or("expired") }),
+                    audit,
+                )?;
+                for grant in Self::lc_request_grants(tx, &request.id).await? {
+                    Self::lc_revoke_grant(tx, &grant, reason, actor, now, audit).await?;
+                }
+                Self::lc_settle(tx, request, actor, now, audit).await
+            }
+
+            /// Moves a request on from what its grants say: granting → active when every grant is
+            /// in place, granting → failed when one failed (revoking the rest), revoking → expired
+            /// or revoked when every grant is gone.
+            async fn lc_settle(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                request: &mut $crate::store::RequestRecord,
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                audit: &mut Vec<$crate::store::NewAuditEvent>,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::GrantState;
+                use latch_core::request::{Event, RequestState};
+                let grants = Self::lc_request_grants(tx, &request.id).await?;
+                match request.state {
+                    RequestState::Granting => {
+                        if let Some(failed) = grants.iter().find(|g| g.state == GrantState::Failed) {
+                            let why = failed.end_reason.clone().unwrap_or_else(|| "a grant failed".into());
+                            request.end_reason = Some(why.clone());
+                            Self::lc_transition(
+                                request, Event::GrantFailed, actor, now,
+                                serde_json::json!({ "reason": why, "grant_id": failed.id }), audit,
+                            )?;
+                            // Nothing may stay applied of a failed request.
+                            let reason = format!("request failed: {why}");
+                            for grant in grants.iter().filter(|g| g.state.is_live()) {
+                                Self::lc_revoke_grant(tx, grant, Some(&reason), actor, now, audit).await?;
+                            }
+                        } else if grants.iter().all(|g| g.state == GrantState::Active) {
+                            Self::lc_activate(tx, request, actor, now, audit).await?;
+                        }
+                    }
+                    RequestState::Revoking => {
+                        let done = grants.iter().all(|g| {
+                            matches!(g.state, GrantState::Expired | GrantState::Revoked | GrantState::Failed)
+                        });
+                        if done {
+                            let event = if request.end_reason.is_none() {
+                                Event::RevokedOnExpiry
+                            } else {
+                                Event::RevokedEarly
+                            };
+                            Self::lc_transition(request, event, actor, now, serde_json::json!({}), audit)?;
+                        }
+                    }
+                    _ => {}
+                }
+                Self::lc_save_request(tx, request).await
+            }
+
+            async fn lc_insert_approval(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                approval: &$crate::store::ApprovalRecord,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO approvals (request_id, approver, verdict, reason, request_digest, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&approval.request_id)
+                .bind(&approval.approver)
+                .bind(&approval.verdict)
+                .bind(&approval.reason)
+                .bind(&approval.request_digest)
+                .bind(approval.at)
+                .execute(&mut **tx)
+                .await
+                .map_err(|err| {
+                    $crate::store::StoreError::from_write(
+                        err,
+                        &format!("{}'s answer to request {}", approval.approver, approval.request_id),
+                    )
+                })?;
+                Ok(())
+            }
+
+            /// Applies a change the caller decided on.
+            async fn lc_apply_change(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                request: &mut $crate::store::RequestRecord,
+                change: $crate::store::RequestChange,
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                audit: &mut Vec<$crate::store::NewAuditEvent>,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::RequestChange;
+                use latch_core::request::Event;
+                match change {
+                    RequestChange::Approve { approval, completes, grants } => {
+                        if request.state != latch_core::request::RequestState::Pending {
+                            return Err($crate::store::StoreError::Refused($crate::store::Refusal::FailedPrecondition(
+                                format!("request {} is {}, not pending: it is already decided", request.id, request.state),
+                            )));
+                        }
+                        Self::lc_insert_approval(tx, &approval).await?;
+                        audit.push($crate::store::NewAuditEvent {
+                            at: now,
+                            actor: actor.to_string(),
+                            action: "approval.given",
+                            subject: request.id.clone(),
+                            details: serde_json::json!({
+                                "approver": approval.approver,
+                                "reason": approval.reason,
+                                "request_digest": approval.request_digest,
+                                "completes": completes,
+                            }),
+                        });
+                        request.updated_at = now;
+                        if completes {
+                            Self::lc_transition(request, Event::Approve, actor, now, serde_json::json!({}), audit)?;
+                            Self::lc_send_grants(tx, request, &grants, actor, now, audit).await?;
+                        }
+                    }
+                    RequestChange::Deny { approval } => {
+                        Self::lc_transition(
+                            request, Event::Deny, actor, now,
+                            serde_json::json!({ "approver": approval.approver, "reason": approval.reason }),
+                            audit,
+                        )?;
+                        Self::lc_insert_approval(tx, &approval).await?;
+                        request.end_reason = Some(format!("denied by {}: {}", approval.approver, approval.reason));
+                    }
+                    RequestChange::Cancel => {
+                        request.end_reason = Some(format!("cancelled by {actor}"));
+                        Self::lc_transition(request, Event::Cancel, actor, now, serde_json::json!({}), audit)?;
+                    }
+                    RequestChange::Revoke { reason } => {
+                        Self::lc_end_request(tx, request, Some(&reason), actor, now, audit).await?;
+                    }
+                    RequestChange::Extend { expires_at, details } => {
+                        let expires_at = $crate::store::stored_time(expires_at);
+                        Self::lc_transition(request, Event::Extend, actor, now, details, audit)?;
+                        request.expires_at = Some(expires_at);
+                        sqlx::query(
+                            "UPDATE grants SET expires_at = $2, updated_at = $3 WHERE request_id = $1 AND state = 'active'",
+                        )
+                        .bind(&request.id)
+                        .bind(expires_at)
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                Self::lc_save_request(tx, request).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::LifecycleStore for $store {
+            async fn replace_resources(
+                &self,
+                source: &str,
+                resources: &[$crate::store::ResourceRecord],
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<$crate::store::ResourceChanges, $crate::store::StoreError> {
+                let now = $crate::store::stored_time(now);
+                let mut tx = self.pool.begin_with($begin).await?;
+                let rows = sqlx::query(concat!("SELECT * FROM resources WHERE source = $1", $for_update))
+                    .bind(source)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut old: std::collections::BTreeMap<String, $crate::store::ResourceRecord> = rows
+                    .iter()
+                    .map(|row| Self::lc_resource_from_row(row).map(|r| (r.id.clone(), r)))
+                    .collect::<Result<_, _>>()?;
+                let mut changes = $crate::store::ResourceChanges::default();
+                for resource in resources {
+                    let first_seen = match old.remove(&resource.id) {
+                        None => {
+                            changes.added.push(resource.id.clone());
+                            now
+                        }
+                        Some(previous) => {
+                            if previous.differs_from(resource) {
+                                changes.changed.push(resource.id.clone());
+                            }
+                            previous.first_seen
+                        }
+                    };
+                    // An id another source keeps is not taken over: `source = $10` guards it.
+                    let written = sqlx::query(
+                        "INSERT INTO resources (id, integration, resource_type, name, parent, ancestors, tags, owners, \
+                         source, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                         ON CONFLICT (id) DO UPDATE SET integration = $2, resource_type = $3, name = $4, parent = $5, \
+                         ancestors = $6, tags = $7, owners = $8, last_seen = $11 WHERE resources.source = $9",
+                    )
+                    .bind(&resource.id)
+                    .bind(&resource.integration)
+                    .bind(&resource.resource_type)
+                    .bind(&resource.name)
+                    .bind(&resource.parent)
+                    .bind(serde_json::to_string(&resource.ancestors).unwrap_or_default())
+                    .bind(serde_json::to_string(&resource.tags).unwrap_or_default())
+                    .bind(serde_json::to_string(&resource.owners).unwrap_or_default())
+                    .bind(source)
+                    .bind(first_seen)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    if written.rows_affected() == 0 {
+                        return Err($crate::store::StoreError::Refused($crate::store::Refusal::InvalidArgument(
+                            format!("resource {:?} is already synced by another source; nothing was stored", resource.id),
+                        )));
+                    }
+                }
+                for id in old.keys() {
+                    sqlx::query("DELETE FROM resources WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    changes.removed.push(id.clone());
+                }
+                if !changes.is_empty() {
+                    Self::append_audit(
+                        &mut tx,
+                        $crate::store::NewAuditEvent {
+                            at: now,
+                            actor: actor.to_string(),
+                            action: "resources.replaced",
+                            subject: source.to_string(),
+                            details: serde_json::json!({
+                                "added": changes.added,
+                                "removed": changes.removed,
+                                "changed": changes.changed,
+                            }),
+                        },
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(changes)
+            }
+
+            async fn resources_by_id(
+                &self,
+                ids: &[String],
+            ) -> Result<Vec<$crate::store::ResourceRecord>, $crate::store::StoreError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+                let sql = format!("SELECT * FROM resources WHERE id IN ({})", placeholders.join(", "));
+                // Only numbered placeholders are formatted in; the ids are bound.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in ids {
+                    query = query.bind(id);
+                }
+                let rows = query.fetch_all(&self.pool).await?;
+                rows.iter().map(Self::lc_resource_from_row).collect()
+            }
+
+            async fn list_resources(
+                &self,
+                after: Option<&str>,
+                limit: u32,
+                integration: Option<&str>,
+                resource_type: Option<&str>,
+            ) -> Result<Vec<$crate::store::ResourceRecord>, $crate::store::StoreError> {
+                let rows = sqlx::query(
+                    "SELECT * FROM resources WHERE ($1 IS NULL OR id > $1) AND ($2 IS NULL OR integration = $2) \
+                     AND ($3 IS NULL OR resource_type = $3) ORDER BY id LIMIT $4",
+                )
+                .bind(after)
+                .bind(integration)
+                .bind(resource_type)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::lc_resource_from_row).collect()
+            }
+
+            async fn flows_epoch(&self) -> Result<i64, $crate::store::StoreError> {
+                // Applying raises a version (+2 each, -1 when it revives a deleted flow); deleting
+                // adds 1. Either way the sum only grows.
+                let epoch: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(current_version * 2 + \
+                     CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END), 0) AS BIGINT) FROM access_flow_heads",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(epoch)
+            }
+
+            async fn create_request(
+                &self,
+                new: &$crate::store::NewRequest,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<$crate::store::RequestView, $crate::store::StoreError> {
+                use sqlx::Row;
+                let now = $crate::store::stored_time(now);
+                let mut tx = self.pool.begin_with($begin).await?;
+                // The flows the decision used must still be current; a shared lock keeps them so
+                // until this commits.
+                for flow in &new.flows {
+                    let head = sqlx::query(concat!(
+                        "SELECT current_version, deleted_at IS NOT NULL AS deleted FROM access_flow_heads WHERE name = $1",
+                        $for_share
+                    ))
+                    .bind(&flow.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let current = match &head {
+                        Some(row) if !row.try_get::<bool, _>("deleted")? => Some(row.try_get::<i64, _>("current_version")?),
+                        _ => None,
+                    };
+                    if current != Some(i64::from(flow.version)) {
+                        return Err($crate::store::StoreError::Conflict(format!(
+                            "flow {:?} changed while the request was decided",
+                            flow.name
+                        )));
+                    }
+                }
+                let mut request = new.record.clone();
+                request.created_at = now;
+                request.updated_at = now;
+                request.pending_expires_at = request.pending_expires_at.map($crate::store::stored_time);
+                sqlx::query(
+                    "INSERT INTO access_requests (id, requester, state, items, requested_duration_secs, duration_secs, \
+                     justification, outcome, decision, digest, created_at, updated_at, pending_expires_at, \
+                     activated_at, expires_at, end_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, \
+                     $12, NULL, NULL, $13)",
+                )
+                .bind(&request.id)
+                .bind(&request.requester)
+                .bind(request.state.as_str())
+                .bind(serde_json::to_string(&request.items).unwrap_or_default())
+                .bind(request.requested_duration_secs)
+                .bind(request.duration_secs)
+                .bind(&request.justification)
+                .bind(&request.outcome)
+                .bind(&request.decision)
+                .bind(&request.digest)
+                .bind(now)
+                .bind(request.pending_expires_at)
+                .bind(&request.end_reason)
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| $crate::store::StoreError::from_write(err, &format!("request {}", request.id)))?;
+                let mut audit = vec![$crate::store::NewAuditEvent {
+                    at: now,
+                    actor: request.requester.clone(),
+                    action: "request.created",
+                    subject: request.id.clone(),
+                    details: new.audit_details.clone(),
+                }];
+                if request.state == latch_core::request::RequestState::Approved {
+                    Self::lc_send_grants(&mut tx, &mut request, &new.grants, "latch", now, &mut audit).await?;
+                    Self::lc_save_request(&mut tx, &request).await?;
+                }
+                Self::append_audits(&mut tx, audit).await?;
+                let view = Self::lc_view(&mut tx, request).await?;
+                tx.commit().await?;
+                Ok(view)
+            }
+
+            async fn get_request(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::store::RequestView>, $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let row = sqlx::query("SELECT * FROM access_requests WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                let request = Self::lc_request_from_row(&row)?;
+                let view = Self::lc_view(&mut tx, request).await?;
+                tx.commit().await?;
+                Ok(Some(view))
+            }
+
+            async fn list_requests(
+                &self,
+                filter: &$crate::store::RequestFilter,
+                before: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::RequestRecord>, $crate::store::StoreError> {
+                let rows = sqlx::query(
+                    "SELECT * FROM access_requests WHERE ($1 IS NULL OR id < $1) AND ($2 IS NULL OR requester = $2) \
+                     AND ($3 IS NULL OR state = $3) ORDER BY id DESC LIMIT $4",
+                )
+                .bind(before)
+                .bind(filter.requester.as_deref())
+                .bind(filter.state.map(|s| s.as_str()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::lc_request_from_row).collect()
+            }
+
+            async fn change_request(
+                &self,
+                id: &str,
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                decide: $crate::store::ChangeFn<'_>,
+            ) -> Result<$crate::store::RequestView, $crate::store::StoreError> {
+                let now = $crate::store::stored_time(now);
+                let mut tx = self.pool.begin_with($begin).await?;
+                let Some(request) = Self::lc_lock_request(&mut tx, id).await? else {
+                    return Err($crate::store::StoreError::Refused($crate::store::Refusal::NotFound(format!(
+                        "no request with id {id:?}"
+                    ))));
+                };
+                let view = Self::lc_view(&mut tx, request).await?;
+                let change = decide(&view).map_err($crate::store::StoreError::Refused)?;
+                let mut request = view.request;
+                let mut audit = Vec::new();
+                Self::lc_apply_change(&mut tx, &mut request, change, actor, now, &mut audit).await?;
+                Self::append_audits(&mut tx, audit).await?;
+                let view = Self::lc_view(&mut tx, request).await?;
+                tx.commit().await?;
+                Ok(view)
+            }
+
+            async fn list_grants(
+                &self,
+                filter: &$crate::store::GrantFilter,
+                before: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::GrantRecord>, $crate::store::StoreError> {
+                let rows = sqlx::query(
+                    "SELECT * FROM grants WHERE ($1 IS NULL OR id < $1) AND ($2 IS NULL OR identity = $2) \
+                     AND ($3 IS NULL OR state = $3) ORDER BY id DESC LIMIT $4",
+                )
+                .bind(before)
+                .bind(filter.identity.as_deref())
+                .bind(filter.state.map(|s| s.as_str()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::lc_grant_from_row).collect()
+            }
+
+            async fn open_commands(
+                &self,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::CommandRecord>, $crate::store::StoreError> {
+                let rows = sqlx::query(
+                    "SELECT * FROM commands WHERE completed_at IS NULL ORDER BY priority, seq LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::lc_command_from_row).collect()
+            }
+
+            async fn complete_command(
+                &self,
+                command_id: &str,
+                result: &$crate::store::CommandResult,
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::store::StoreError> {
+                use sqlx::Row;
+                use $crate::store::{CommandResult, GrantState};
+                let now = $crate::store::stored_time(now);
+                let mut tx = self.pool.begin_with($begin).await?;
+                let found = sqlx::query(
+                    "SELECT g.id AS grant_id, g.request_id AS request_id FROM commands c \
+                     JOIN grants g ON g.id = c.grant_id WHERE c.id = $1",
+                )
+                .bind(command_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(found) = found else {
+                    return Err($crate::store::StoreError::Refused($crate::store::Refusal::NotFound(format!(
+                        "no command with id {command_id:?}"
+                    ))));
+                };
+                let grant_id: String = found.try_get("grant_id")?;
+                let request_id: Option<String> = found.try_get("request_id")?;
+                // Lock order: request, grant, command.
+                let mut request = match &request_id {
+                    Some(id) => Self::lc_lock_request(&mut tx, id).await?,
+                    None => None,
+                };
+                let grant_row = sqlx::query(concat!("SELECT * FROM grants WHERE id = $1", $for_update))
+                    .bind(&grant_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let grant = Self::lc_grant_from_row(&grant_row)?;
+                let command_row = sqlx::query(concat!("SELECT * FROM commands WHERE id = $1", $for_update))
+                    .bind(command_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let command = Self::lc_command_from_row(&command_row)?;
+                if command.completed_at.is_some() {
+                    // Delivery is at least once: a second report of the same command changes nothing.
+                    return Ok(());
+                }
+                let stale = command.generation != grant.generation;
+                let outcome = match (result, stale) {
+                    (_, true) => "stale".to_string(),
+                    (CommandResult::Done, false) => "done".to_string(),
+                    (CommandResult::Failed(why), false) => format!("failed: {why}"),
+                };
+                sqlx::query("UPDATE commands SET completed_at = $2, result = $3 WHERE id = $1")
+                    .bind(command_id)
+                    .bind(now)
+                    .bind(&outcome)
+                    .execute(&mut *tx)
+                    .await?;
+                let mut audit = Vec::new();
+                if !stale {
+                    let (state, observed, end_reason) = match (command.kind.as_str(), result, grant.state) {
+                        ("grant", CommandResult::Done, GrantState::Granting) => (GrantState::Active, "present", None),
+                        ("grant", CommandResult::Failed(why), GrantState::Granting) => {
+                            (GrantState::Failed, "unknown", Some(why.clone()))
+                        }
+                        ("revoke", CommandResult::Done, GrantState::Revoking) => {
+                            let end = if grant.end_reason.is_none() { GrantState::Expired } else { GrantState::Revoked };
+                            (end, "absent", grant.end_reason.clone())
+                        }
+                        // A failed revoke stays revoking; the connector retries it.
+                        _ => (grant.state, grant.observed.as_str(), grant.end_reason.clone()),
+                    };
+                    sqlx::query(
+                        "UPDATE grants SET state = $2, observed = $3, end_reason = $4, updated_at = $5, \
+                         started_at = CASE WHEN $2 = 'active' THEN $5 ELSE started_at END WHERE id = $1",
+                    )
+                    .bind(&grant.id)
+                    .bind(state.as_str())
+                    .bind(observed)
+                    .bind(&end_reason)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    audit.push($crate::store::NewAuditEvent {
+                        at: now,
+                        actor: actor.to_string(),
+                        action: "command.completed",
+                        subject: request_id.clone().unwrap_or_else(|| grant.id.clone()),
+                        details: serde_json::json!({
+                            "command_id": command_id,
+                            "kind": command.kind,
+                            "grant_id": grant.id,
+                            "result": outcome,
+                            "grant_state": state.as_str(),
+                        }),
+                    });
+                    if let Some(request) = request.as_mut() {
+                        Self::lc_settle(&mut tx, request, actor, now, &mut audit).await?;
+                    }
+                }
+                Self::append_audits(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn sweep_expired(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> Result<$crate::store::SweepReport, $crate::store::StoreError> {
+                use sqlx::Row;
+                let now = $crate::store::stored_time(now);
+                let mut report = $crate::store::SweepReport::default();
+                let mut tx = self.pool.begin_with($begin).await?;
+                let due = sqlx::query(concat!(
+                    "SELECT id FROM access_requests WHERE state = 'active' AND expires_at <= $1 \
+                     ORDER BY expires_at LIMIT $2",
+                    $skip_locked
+                ))
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut audit = Vec::new();
+                for row in &due {
+                    let id: String = row.try_get("id")?;
+                    // Re-read under the lock: another server may have just handled it.
+                    let Some(mut request) = Self::lc_lock_request(&mut tx, &id).await? else { continue };
+                    let still_due = request.state == latch_core::request::RequestState::Active
+                        && request.expires_at.is_some_and(|at| at <= now);
+                    if !still_due {
+                        continue;
+                    }
+                    Self::lc_end_request(&mut tx, &mut request, None, "latch", now, &mut audit).await?;
+                    report.expired_requests += 1;
+                }
+                let pending = sqlx::query(concat!(
+                    "SELECT id FROM access_requests WHERE state = 'pending' AND pending_expires_at <= $1 \
+                     ORDER BY pending_expires_at LIMIT $2",
+                    $skip_locked
+                ))
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                for row in &pending {
+                    let id: String = row.try_get("id")?;
+                    let Some(mut request) = Self::lc_lock_request(&mut tx, &id).await? else { continue };
+                    if request.state != latch_core::request::RequestState::Pending {
+                        continue;
+                    }
+                    request.end_reason = Some("not decided before the pending time-to-live ran out".into());
+                    let details = serde_json::json!({ "pending_expires_at": request.pending_expires_at });
+                    Self::lc_transition(
+                        &mut request,
+                        latch_core::request::Event::PendingTimedOut,
+                        "latch",
+                        now,
+                        details,
+                        &mut audit,
+                    )?;
+                    Self::lc_save_request(&mut tx, &request).await?;
+                    report.timed_out_requests += 1;
+                }
+                Self::append_audits(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(report)
+            }
+
+            async fn next_expiry(
+                &self,
+            ) -> Result<Option<chrono::DateTime<chrono::Utc>>, $crate::store::StoreError> {
+                let active: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+                    "SELECT expires_at FROM access_requests WHERE state = 'active' AND expires_at IS NOT NULL \
+                     ORDER BY expires_at LIMIT 1",
+                )
+                .fetch_optional(&self.pool)
+                .await?;
+                let pending: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+                    "SELECT pending_expires_at FROM access_requests WHERE state = 'pending' \
+                     AND pending_expires_at IS NOT NULL ORDER BY pending_expires_at LIMIT 1",
+                )
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match (active, pending) {
+                    (Some(a), Some(p)) => Some(a.min(p)),
+                    (a, p) => a.or(p),
+                })
+            }
+
+            async fn reconcile(
+                &self,
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                plan: $crate::store::PlanFn<'_>,
+            ) -> Result<$crate::store::ReconcilePlan, $crate::store::StoreError> {
+                let now = $crate::store::stored_time(now);
+                let mut tx = self.pool.begin_with($begin).await?;
+                // One reconciler at a time across servers; it takes no other lock first.
+                sqlx::query(concat!("SELECT name FROM leases WHERE name = 'reconcile'", $for_update))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let rows = sqlx::query("SELECT * FROM grants WHERE state IN ('granting', 'active') ORDER BY id")
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let live = rows
+                    .iter()
+                    .map(Self::lc_grant_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let wanted = plan(&live);
+                let mut audit = Vec::new();
+                let by_id: std::collections::HashMap<&str, &$crate::store::GrantRecord> =
+                    live.iter().map(|g| (g.id.as_str(), g)).collect();
+                let mut ended_requests = std::collections::BTreeSet::new();
+                for (grant_id, reason) in &wanted.revoke {
+                    let Some(grant) = by_id.get(grant_id.as_str()) else { continue };
+                    match &grant.request_id {
+                        Some(request_id) => {
+                            // A request's access ends as a whole.
+                            if !ended_requests.insert(request_id.clone()) {
+                                continue;
+                            }
+                            let Some(mut request) = Self::lc_lock_request(&mut tx, request_id).await? else { continue };
+                            if matches!(
+                                request.state,
+                                latch_core::request::RequestState::Granting | latch_core::request::RequestState::Active
+                            ) {
+                                Self::lc_end_request(&mut tx, &mut request, Some(reason), actor, now, &mut audit).await?;
+                            }
+                        }
+                        None => Self::lc_revoke_grant(&mut tx, grant, Some(reason), actor, now, &mut audit).await?,
+                    }
+                }
+                for grant in &wanted.grant {
+                    let (id, present) = Self::lc_insert_grant(&mut tx, None, grant, now).await?;
+                    audit.push($crate::store::NewAuditEvent {
+                        at: now,
+                        actor: actor.to_string(),
+                        action: "grant.created",
+                        subject: id.clone(),
+                        details: serde_json::json!({
+                            "identity": grant.identity,
+                            "resource_id": grant.resource_id,
+                            "permission": grant.permission,
+                            "flow": grant.flow,
+                            "automatic": true,
+                            "already_held": present,
+                        }),
+                    });
+                }
+                Self::append_audits(&mut tx, audit).await?;
+                tx.commit().await?;
+                Ok(wanted)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_lifecycle;
