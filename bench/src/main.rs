@@ -2,12 +2,16 @@
 //!
 //! ```sh
 //! cargo run --release -p latch-bench -- decide --flows 10000 --resources 1000000 --users 10000 --seed 1
+//!
+//! cargo run --release -p latch-bench -- requests --backend sqlite --requests 20000 --concurrency 16
+//! cargo run --release -p latch-bench -- expiry --backend sqlite --spread 100000 --window 600 --burst 10000 --overdue 5000
 //! ```
 //!
 //! The last line of output is one JSON object with the results.
 
 mod cedar;
 mod corpus;
+mod lifecycle;
 mod stats;
 
 use std::time::Instant;
@@ -53,6 +57,38 @@ enum Command {
         #[arg(long, default_value_t = 2_000)]
         cedar_requests: usize,
     },
+    /// The durable request path (decide, store request, decision, grants, outbox and audit
+    /// event, commit) on an automatic flow, beside a raw insert loop on the same database.
+    Requests {
+        /// Database to run on (a fresh one either way).
+        #[arg(long, value_enum, default_value_t = lifecycle::Backend::Sqlite)]
+        backend: lifecycle::Backend,
+        /// Requests to make.
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// Expiry with the real sweeper: requests spread over a window, a burst in one second, and
+    /// requests already overdue when a server starts.
+    Expiry {
+        /// Database to run on (a fresh one either way).
+        #[arg(long, value_enum, default_value_t = lifecycle::Backend::Sqlite)]
+        backend: lifecycle::Backend,
+        /// Active requests expiring evenly over the window.
+        #[arg(long, default_value_t = 100_000)]
+        spread: usize,
+        /// The window, in seconds.
+        #[arg(long, default_value_t = 600)]
+        window: u64,
+        /// Active requests expiring in the same second.
+        #[arg(long, default_value_t = 10_000)]
+        burst: usize,
+        /// Requests already overdue when the server starts.
+        #[arg(long, default_value_t = 5_000)]
+        overdue: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,7 +112,31 @@ fn main() -> anyhow::Result<()> {
             },
             cedar_requests,
         ),
+        Command::Requests {
+            backend,
+            requests,
+            concurrency,
+        } => runtime()?.block_on(lifecycle::requests(backend, requests, concurrency)),
+        Command::Expiry {
+            backend,
+            spread,
+            window,
+            burst,
+            overdue,
+        } => runtime()?.block_on(lifecycle::expiry(
+            backend,
+            spread,
+            std::time::Duration::from_secs(window),
+            burst,
+            overdue,
+        )),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn decide(shape: Shape, cedar_requests: usize) -> anyhow::Result<()> {

@@ -209,6 +209,11 @@ impl Server {
 
     /// Runs the `latch` CLI against this server with `token` (none when `None`).
     pub fn cli(&self, token: Option<&str>, args: &[&str]) -> Output {
+        self.cli_command(token, args).output().expect("run latch")
+    }
+
+    /// The `latch` command [`Server::cli`] runs, to start in the background.
+    pub fn cli_command(&self, token: Option<&str>, args: &[&str]) -> Command {
         let mut command = Command::new(bin_path("latch"));
         command
             .args(["--server", &self.url()])
@@ -221,7 +226,39 @@ impl Server {
         if let Some(token) = token {
             command.env("LATCH_TOKEN", token);
         }
-        command.output().expect("run latch")
+        command
+    }
+
+    /// Opens the server's database the way the server does.
+    pub async fn store(&self) -> std::sync::Arc<dyn latch_server::store::Store> {
+        latch_server::store::open(self.database_url.as_deref(), &self.data_dir)
+            .await
+            .expect("open the server's database")
+    }
+
+    /// Plays the connector, which arrives in a later release: reports every open command as done,
+    /// through the store call the connector hub will make. Returns (grants, revokes) confirmed.
+    pub async fn confirm_commands(&self) -> (usize, usize) {
+        use latch_server::store::CommandResult;
+        let store = self.store().await;
+        let mut counts = (0, 0);
+        for command in store.open_commands(10_000).await.expect("open commands") {
+            if command.kind == "grant" {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+            store
+                .complete_command(
+                    &command.id,
+                    &CommandResult::Done,
+                    "test-connector",
+                    chrono::Utc::now(),
+                )
+                .await
+                .expect("complete command");
+        }
+        counts
     }
 }
 

@@ -17,8 +17,8 @@ use latch_core::flow::parse_yaml;
 use latch_core::request::RequestState;
 use latch_server::lifecycle::{Actor, Ask, Lifecycle, STATIC_SOURCE, Settings};
 use latch_server::store::{
-    ChainVerifier, CommandResult, FlowVersion, GrantState, Refusal, RequestFilter, RequestItem,
-    RequestView, ResourceRecord, Store, StoreError, StoredDirectory,
+    ChainVerifier, CommandResult, FlowVersion, GrantState, NewRequest, Refusal, RequestFilter,
+    RequestItem, RequestRecord, RequestView, ResourceRecord, Store, StoreError, StoredDirectory,
 };
 
 use common::TestDb;
@@ -1234,7 +1234,62 @@ async fn concurrent_sweepers_handle_each_expiry_once(db: TestDb) {
     assert_eq!(distinct.len(), 30, "no request expired twice");
 }
 
+async fn a_batch_stores_what_is_current_and_refuses_what_is_stale(db: TestDb) {
+    let w = world(db).await;
+    let now = Utc::now();
+    let new = |version: u32| NewRequest {
+        record: RequestRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            requester: "alice@example.com".into(),
+            state: RequestState::Denied,
+            items: vec![RequestItem {
+                resource_id: REPORTING.into(),
+                permission: "read".into(),
+            }],
+            requested_duration_secs: None,
+            duration_secs: None,
+            justification: String::new(),
+            outcome: "deny".into(),
+            decision: "{}".into(),
+            digest: "d".into(),
+            created_at: now,
+            updated_at: now,
+            pending_expires_at: None,
+            activated_at: None,
+            expires_at: None,
+            end_reason: Some("test".into()),
+        },
+        flows: vec![latch_core::decide::FlowRef {
+            name: "reporting-read".into(),
+            version,
+        }],
+        grants: Vec::new(),
+        audit_details: serde_json::json!({}),
+        extension: None,
+    };
+    let results = w
+        .store
+        .create_requests(&[new(1), new(7), new(1)], now)
+        .await
+        .expect("batch");
+    assert!(results[0].is_ok());
+    assert!(
+        matches!(&results[1], Err(StoreError::Conflict(m)) if m.contains("reporting-read")),
+        "{:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok());
+    let stored = w
+        .store
+        .list_requests(&RequestFilter::default(), None, 10)
+        .await
+        .expect("list");
+    assert_eq!(stored.len(), 2, "the stale one was not stored");
+    chain_is_intact(w.store.as_ref()).await;
+}
+
 contract!(
+    a_batch_stores_what_is_current_and_refuses_what_is_stale,
     granted_requests_wait_in_the_outbox_and_the_clock_starts_when_active,
     expiry_revokes_ahead_of_grants_and_ends_the_request,
     approvals_are_counted_per_person_and_bound_to_the_request,

@@ -101,3 +101,11 @@ CREATE TABLE leases (
     name TEXT NOT NULL PRIMARY KEY
 );
 INSERT INTO leases (name) VALUES ('reconcile');
+
+-- Counters that grow with every change of something servers cache (flows, inventory), so a server knows
+-- its copy is stale with one cheap read.
+CREATE TABLE epochs (
+    name  TEXT   NOT NULL PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+INSERT INTO epochs (name, value) VALUES ('flows', 0), ('resources', 0);

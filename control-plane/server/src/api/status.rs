@@ -13,6 +13,10 @@ impl From<StoreError> for Status {
                 Status::aborted(format!("conflicting concurrent change to {what}; retry"))
             }
             StoreError::Refused(refusal) => Status::from(refusal),
+            StoreError::Unavailable(reason) => {
+                tracing::error!(%reason, "store unavailable");
+                Status::unavailable("the database is unavailable; nothing was changed, retry later")
+            }
             other => {
                 // Details stay in the server log; callers learn only that it failed and nothing changed.
                 tracing::error!(error = %other, "store error");

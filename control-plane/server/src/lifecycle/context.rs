@@ -2,14 +2,14 @@
 //! cached until the store says it changed (the flows' epoch, the directory's digest), so a request
 //! does not rebuild them, and a change made through another server is seen on the next request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use latch_core::decide::{ApproverDirectory, Engine, Requester, VersionedFlow};
 use latch_core::directory::{Directory, DirectorySpec};
 
-use crate::store::{Store, StoreError};
+use crate::store::{ResourceRecord, Store, StoreError};
 
 /// The directory source decisions read. Identity-provider sources join it in a later release.
 pub const STATIC_SOURCE: &str = "static";
@@ -19,6 +19,8 @@ pub const STATIC_SOURCE: &str = "static";
 pub struct Context {
     pub engine: Arc<Engine>,
     pub directory: Arc<Directory>,
+    /// The inventory version the context was read at.
+    pub resources_version: i64,
 }
 
 impl Context {
@@ -45,11 +47,14 @@ impl Context {
     }
 }
 
-/// Caches the [`Context`] pieces by the version the store reports.
+/// Caches the [`Context`] pieces and the inventory by the versions the store reports, read once
+/// per use.
 pub struct ContextCache {
     store: Arc<dyn Store>,
     engine: Mutex<Option<(i64, Arc<Engine>)>>,
     directory: Mutex<Option<(String, Arc<Directory>)>>,
+    /// Resources looked up so far, valid for one inventory version.
+    resources: Mutex<(i64, HashMap<String, ResourceRecord>)>,
 }
 
 impl ContextCache {
@@ -58,21 +63,64 @@ impl ContextCache {
             store,
             engine: Mutex::new(None),
             directory: Mutex::new(None),
+            resources: Mutex::new((-1, HashMap::new())),
         }
     }
 
     /// The current context, rebuilding what changed.
     pub async fn current(&self) -> Result<Context, StoreError> {
+        let versions = self.store.cache_versions(STATIC_SOURCE).await?;
         Ok(Context {
-            engine: self.engine().await?,
-            directory: self.directory().await?,
+            engine: self.engine(versions.flows).await?,
+            directory: self.directory(versions.directory).await?,
+            resources_version: versions.resources,
         })
     }
 
-    async fn engine(&self) -> Result<Arc<Engine>, StoreError> {
-        let epoch = self.store.flows_epoch().await?;
+    /// The resources with these ids that exist, as of `context`'s inventory version.
+    pub async fn resources(
+        &self,
+        context: &Context,
+        ids: &[String],
+    ) -> Result<Vec<ResourceRecord>, StoreError> {
+        let version = context.resources_version;
+        let missing: Vec<String> = {
+            let mut cache = lock(&self.resources);
+            if cache.0 != version {
+                *cache = (version, HashMap::new());
+            }
+            ids.iter()
+                .filter(|id| !cache.1.contains_key(*id))
+                .cloned()
+                .collect()
+        };
+        if !missing.is_empty() {
+            let found = self.store.resources_by_id(&missing).await?;
+            let mut cache = lock(&self.resources);
+            if cache.0 == version {
+                for resource in found {
+                    cache.1.insert(resource.id.clone(), resource);
+                }
+            }
+        }
+        let cached: Option<Vec<ResourceRecord>> = {
+            let cache = lock(&self.resources);
+            (cache.0 == version).then(|| {
+                ids.iter()
+                    .filter_map(|id| cache.1.get(id).cloned())
+                    .collect()
+            })
+        };
+        match cached {
+            Some(found) => Ok(found),
+            // The inventory moved on meanwhile: read it from the store.
+            None => self.store.resources_by_id(ids).await,
+        }
+    }
+
+    async fn engine(&self, version: i64) -> Result<Arc<Engine>, StoreError> {
         if let Some((cached, engine)) = &*lock(&self.engine)
-            && *cached == epoch
+            && *cached == version
         {
             return Ok(engine.clone());
         }
@@ -91,19 +139,22 @@ impl ContextCache {
             }
         }
         let engine = Arc::new(Engine::new(flows));
-        *lock(&self.engine) = Some((epoch, engine.clone()));
+        *lock(&self.engine) = Some((version, engine.clone()));
         Ok(engine)
     }
 
-    async fn directory(&self) -> Result<Arc<Directory>, StoreError> {
-        let Some(stored) = self.store.directory(STATIC_SOURCE).await? else {
+    async fn directory(&self, digest: Option<String>) -> Result<Arc<Directory>, StoreError> {
+        let Some(digest) = digest else {
             return Ok(Arc::new(Directory::default()));
         };
-        if let Some((digest, directory)) = &*lock(&self.directory)
-            && *digest == stored.digest
+        if let Some((cached, directory)) = &*lock(&self.directory)
+            && *cached == digest
         {
             return Ok(directory.clone());
         }
+        let Some(stored) = self.store.directory(STATIC_SOURCE).await? else {
+            return Ok(Arc::new(Directory::default()));
+        };
         let spec: DirectorySpec =
             serde_json::from_str(&stored.json).map_err(|err| StoreError::Corrupt {
                 what: "directory".into(),

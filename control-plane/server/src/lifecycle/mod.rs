@@ -6,6 +6,7 @@ mod context;
 mod reconcile;
 mod requests;
 pub mod sweeper;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,12 +47,16 @@ pub struct Lifecycle {
     settings: Settings,
     /// Wakes the sweeper early (a new expiry may be sooner than its next tick).
     wake: Notify,
+    /// Writes new requests in groups.
+    writer: writer::RequestWriter,
 }
 
 impl Lifecycle {
+    /// Must be called inside a tokio runtime: it starts the request writer task.
     pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
         Lifecycle {
             context: ContextCache::new(store.clone()),
+            writer: writer::RequestWriter::start(store.clone()),
             store,
             settings,
             wake: Notify::new(),

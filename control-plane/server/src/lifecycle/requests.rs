@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use super::Lifecycle;
 use super::context::{Approvers, Context};
 use crate::store::{
-    ApprovalRecord, GrantFilter, GrantState, NewGrant, NewRequest, Refusal, RequestChange,
-    RequestItem, RequestRecord, RequestView, ResourceRecord, StoreError,
+    ApprovalRecord, Extension, NewGrant, NewRequest, Refusal, RequestChange, RequestItem,
+    RequestRecord, RequestView, ResourceRecord, StoreError,
 };
 
 /// Who is acting.
@@ -178,6 +178,18 @@ impl Lifecycle {
         self.store.resources_by_id(&ids).await
     }
 
+    /// The resources `items` name, through the inventory cache of `context`.
+    async fn cached_resources(
+        &self,
+        context: &Context,
+        items: &[RequestItem],
+    ) -> Result<Vec<ResourceRecord>, StoreError> {
+        let mut ids: Vec<String> = items.iter().map(|i| i.resource_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        self.context.resources(context, &ids).await
+    }
+
     /// Decides and stores a new request; extends held access instead where the flow allows it.
     pub async fn create(
         &self,
@@ -185,14 +197,12 @@ impl Lifecycle {
         ask: Ask,
         now: DateTime<Utc>,
     ) -> Result<Asked, StoreError> {
-        let resources = self.resources_of(&ask.items).await?;
-        let items = check_items(&ask, &resources)?;
-        // A flow may change between deciding and writing; the store notices, and one retry on
+        // A flow may change between deciding and writing; the store notices, and a retry on
         // fresh flows settles it.
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.create_once(actor, &ask, &items, &resources, now).await {
+            match self.create_once(actor, &ask, now).await {
                 Err(StoreError::Conflict(_)) if attempts < 3 => continue,
                 other => return other,
             }
@@ -203,11 +213,11 @@ impl Lifecycle {
         &self,
         actor: &Actor,
         ask: &Ask,
-        items: &[RequestItem],
-        resources: &[ResourceRecord],
         now: DateTime<Utc>,
     ) -> Result<Asked, StoreError> {
         let context = self.context.current().await?;
+        let resources = &self.cached_resources(&context, &ask.items).await?;
+        let items = &check_items(ask, resources)?;
         let at = to_jiff(now);
         let justification = ask.justification.trim();
         let decision = context.engine.decide(&DecisionRequest {
@@ -227,16 +237,6 @@ impl Lifecycle {
             now: at,
         });
         let flows = chosen_flows(&decision);
-        if decision.outcome == Outcome::AllowAuto
-            && let Some(view) = self
-                .extend_held(actor, items, &decision, &context, &flows, now)
-                .await?
-        {
-            return Ok(Asked {
-                view,
-                extended: true,
-            });
-        }
         let requester = actor.email.to_lowercase();
         let duration_secs = decision.duration.map(secs);
         let state = match decision.outcome {
@@ -291,74 +291,20 @@ impl Lifecycle {
                 expires_at: None,
                 end_reason,
             },
+            // Approved automatically: asking again for held access extends it, within the max.
+            extension: (decision.outcome == Outcome::AllowAuto).then(|| Extension {
+                wanted_secs: duration_secs.unwrap_or_default(),
+                max_secs: max_duration(&context, &flows).map(secs),
+            }),
             flows,
             audit_details,
         };
-        let view = self.store.create_request(&new, now).await?;
+        let created = self.writer.write(new).await?;
         self.wake_sweeper();
         Ok(Asked {
-            view,
-            extended: false,
+            view: created.view,
+            extended: created.extended,
         })
-    }
-
-    /// When the caller already holds every item through one active request, extends that request
-    /// (within the flows' maximum, counted from when it became active) and returns it.
-    async fn extend_held(
-        &self,
-        actor: &Actor,
-        items: &[RequestItem],
-        decision: &Decision,
-        context: &Context,
-        flows: &[FlowRef],
-        now: DateTime<Utc>,
-    ) -> Result<Option<RequestView>, StoreError> {
-        let held = self
-            .store
-            .list_grants(
-                &GrantFilter {
-                    identity: Some(actor.email.to_lowercase()),
-                    state: Some(GrantState::Active),
-                },
-                None,
-                1000,
-            )
-            .await?;
-        let holder = held
-            .iter()
-            .filter_map(|g| g.request_id.as_deref())
-            .find(|request_id| {
-                items.iter().all(|item| {
-                    held.iter().any(|g| {
-                        g.request_id.as_deref() == Some(request_id)
-                            && g.resource_id == item.resource_id
-                            && g.permission == item.permission
-                    })
-                })
-            });
-        let Some(request_id) = holder.map(str::to_owned) else {
-            return Ok(None);
-        };
-        let wanted = decision.duration.unwrap_or_default();
-        let cap = max_duration(context, flows);
-        let details = serde_json::json!({ "by_request_for": decision.inputs.items.len(), "duration_secs": secs(wanted) });
-        let view = self
-            .store
-            .change_request(&request_id, &actor.email, now, &|view| {
-                let request = &view.request;
-                let activated = request.activated_at.unwrap_or(now);
-                let mut until = now + chrono::Duration::seconds(secs(wanted));
-                if let Some(cap) = cap {
-                    until = until.min(activated + chrono::Duration::seconds(secs(cap)));
-                }
-                let until = until.max(request.expires_at.unwrap_or(now));
-                Ok(RequestChange::Extend {
-                    expires_at: until,
-                    details: details.clone(),
-                })
-            })
-            .await?;
-        Ok(Some(view))
     }
 
     /// Loads what approval-time checks need: the request's resources and the directory.

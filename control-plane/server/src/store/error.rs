@@ -15,6 +15,9 @@ pub enum StoreError {
     /// Another writer changed the same rows at the same moment; retrying is safe.
     #[error("conflicting concurrent change to {0}; retry")]
     Conflict(String),
+    /// The database could not be used for this change; nothing was written. Retrying later is safe.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// The change is not allowed; nothing was written.
     #[error(transparent)]
     Refused(#[from] super::Refusal),

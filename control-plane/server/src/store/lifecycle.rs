@@ -73,6 +73,17 @@ impl ResourceChanges {
     }
 }
 
+/// Versions of what servers cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheVersions {
+    /// Grows with every flow change (apply or delete).
+    pub flows: i64,
+    /// Grows with every inventory change.
+    pub resources: i64,
+    /// The digest of the directory source; `None` before the first apply.
+    pub directory: Option<String>,
+}
+
 /// One (resource, permission) asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RequestItem {
@@ -116,6 +127,26 @@ pub struct NewRequest {
     pub grants: Vec<NewGrant>,
     /// Details for the audit event (decision inputs, flow versions).
     pub audit_details: serde_json::Value,
+    /// For an approved request: when the requester already holds every item through one active
+    /// request, extend that request instead of storing this one.
+    pub extension: Option<Extension>,
+}
+
+/// How far asking again for held access may extend it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extension {
+    /// The duration asked for, from now.
+    pub wanted_secs: i64,
+    /// The flows' maximum, counted from when the held access became active.
+    pub max_secs: Option<i64>,
+}
+
+/// A request as stored, or the held request it extended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedRequest {
+    pub view: RequestView,
+    /// `view` is an existing request that was extended; nothing new was stored.
+    pub extended: bool,
 }
 
 /// An approver's answer.
@@ -352,17 +383,30 @@ pub trait LifecycleStore: Send + Sync + 'static {
         resource_type: Option<&str>,
     ) -> Result<Vec<ResourceRecord>, StoreError>;
 
-    /// A number that grows with every flow change (apply or delete), so a cached engine knows when
-    /// it is stale.
-    async fn flows_epoch(&self) -> Result<i64, StoreError>;
+    /// What servers cache, by version, in one read: a copy is current while its version is.
+    async fn cache_versions(&self, directory_source: &str) -> Result<CacheVersions, StoreError>;
 
-    /// Stores a decided request: denied, pending, or approved (then its grants and grant commands
-    /// are written too). Refused with [`StoreError::Conflict`] if a flow it used changed meanwhile.
+    /// Stores decided requests in one transaction: denied, pending, or approved (then their grants
+    /// and grant commands are written too). A request whose flows changed meanwhile gets
+    /// [`StoreError::Conflict`] and is not stored; the others are. The outer error means nothing
+    /// was stored.
+    async fn create_requests(
+        &self,
+        batch: &[NewRequest],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<CreatedRequest, StoreError>>, StoreError>;
+
+    /// Stores one decided request (see [`LifecycleStore::create_requests`]).
     async fn create_request(
         &self,
         new: &NewRequest,
         now: DateTime<Utc>,
-    ) -> Result<RequestView, StoreError>;
+    ) -> Result<CreatedRequest, StoreError> {
+        self.create_requests(std::slice::from_ref(new), now)
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::corrupt("request batch", "no result")))
+    }
 
     /// A request with its approvals and grants.
     async fn get_request(&self, id: &str) -> Result<Option<RequestView>, StoreError>;

@@ -20,10 +20,10 @@ use chrono::{DateTime, Utc};
 pub use audit_chain::{ChainBreak, ChainVerifier, GENESIS_HASH, chain_hash};
 pub use error::StoreError;
 pub use lifecycle::{
-    ApprovalRecord, ChangeFn, CommandRecord, CommandResult, GrantFilter, GrantRecord, GrantState,
-    LifecycleStore, NewGrant, NewRequest, PlanFn, ReconcilePlan, Refusal, RequestChange,
-    RequestFilter, RequestItem, RequestRecord, RequestView, ResourceChanges, ResourceRecord,
-    SweepReport, lifecycle_action,
+    ApprovalRecord, CacheVersions, ChangeFn, CommandRecord, CommandResult, CreatedRequest,
+    Extension, GrantFilter, GrantRecord, GrantState, LifecycleStore, NewGrant, NewRequest, PlanFn,
+    ReconcilePlan, Refusal, RequestChange, RequestFilter, RequestItem, RequestRecord, RequestView,
+    ResourceChanges, ResourceRecord, SweepReport, lifecycle_action,
 };
 pub use postgres::PostgresStore;
 pub use records::{
@@ -123,6 +123,9 @@ pub trait Store: LifecycleStore {
         change: serde_json::Value,
     ) -> Result<(), StoreError>;
 }
+
+/// A writer's turn: held for as long as its transaction, where the backend takes turns.
+type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 /// `at` at the precision both backends keep (microseconds), so that a value handed back equals the
 /// value read later.

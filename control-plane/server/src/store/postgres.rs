@@ -26,19 +26,21 @@ impl PostgresStore {
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(PostgresStore { pool })
     }
+
+    /// Starts a write transaction. Writers on PostgreSQL serialise on the rows they lock, across
+    /// replicas, so there is no turn to wait for here.
+    async fn write_tx(
+        &self,
+    ) -> Result<(super::WriteTurn, sqlx::Transaction<'static, sqlx::Postgres>), StoreError> {
+        Ok((None, self.pool.begin().await?))
+    }
 }
 
-impl_store!(
-    PostgresStore,
-    sqlx::Postgres,
-    begin = "BEGIN",
-    for_update = " FOR UPDATE"
-);
+impl_store!(PostgresStore, sqlx::Postgres, for_update = " FOR UPDATE");
 
 impl_lifecycle!(
     PostgresStore,
     sqlx::Postgres,
-    begin = "BEGIN",
     for_update = " FOR UPDATE",
     for_share = " FOR SHARE",
     skip_locked = " FOR UPDATE SKIP LOCKED"

@@ -11,7 +11,7 @@
 
 /// Implements [`super::LifecycleStore`] for `$store`.
 macro_rules! impl_lifecycle {
-    ($store:ty, $db:ty, begin = $begin:literal, for_update = $for_update:literal,
+    ($store:ty, $db:ty, for_update = $for_update:literal,
      for_share = $for_share:literal, skip_locked = $skip_locked:literal) => {
         impl $store {
             fn lc_request_from_row(
@@ -316,13 +316,27 @@ macro_rules! impl_lifecycle {
                 let (_, active) =
                     Self::lc_holders(tx, &grant.identity, &grant.resource_id, &grant.permission, &id).await?;
                 let present = active > 0;
+                Self::lc_write_grant(tx, &id, request_id, grant, present, None, now).await?;
+                Ok((id, present))
+            }
+
+            /// Writes a grant row, and its grant command unless the access is already `present`.
+            async fn lc_write_grant(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                id: &str,
+                request_id: Option<&str>,
+                grant: &$crate::store::NewGrant,
+                present: bool,
+                expires_at: Option<chrono::DateTime<chrono::Utc>>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query(
                     "INSERT INTO grants (id, request_id, identity, integration, resource_id, resource_type, \
                      permission, flow_name, flow_version, state, desired, observed, generation, duration_secs, \
                      created_at, updated_at, started_at, expires_at, end_reason) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'present', $11, 1, $12, $13, $13, $14, NULL, NULL)",
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'present', $11, 1, $12, $13, $13, $14, $15, NULL)",
                 )
-                .bind(&id)
+                .bind(id)
                 .bind(request_id)
                 .bind(&grant.identity)
                 .bind(&grant.integration)
@@ -336,12 +350,67 @@ macro_rules! impl_lifecycle {
                 .bind(grant.duration_secs)
                 .bind(now)
                 .bind(present.then_some(now))
+                .bind(expires_at)
                 .execute(&mut **tx)
                 .await?;
                 if !present {
-                    Self::lc_insert_command(tx, &id, grant, "grant", 1, now).await?;
+                    Self::lc_insert_command(tx, id, grant, "grant", 1, now).await?;
                 }
-                Ok((id, present))
+                Ok(())
+            }
+
+            /// The one active request through which the requester holds every one of `grants`,
+            /// if there is one.
+            async fn lc_holding_request(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                grants: &[$crate::store::NewGrant],
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                let mut common: Option<std::collections::BTreeSet<String>> = None;
+                for grant in grants {
+                    let ids: Vec<String> = sqlx::query_scalar(
+                        "SELECT g.request_id FROM grants g JOIN access_requests r ON r.id = g.request_id \
+                         WHERE g.identity = $1 AND g.resource_id = $2 AND g.permission = $3 \
+                         AND g.state = 'active' AND r.state = 'active'",
+                    )
+                    .bind(&grant.identity)
+                    .bind(&grant.resource_id)
+                    .bind(&grant.permission)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    let ids: std::collections::BTreeSet<String> = ids.into_iter().collect();
+                    common = Some(match common {
+                        None => ids,
+                        Some(before) => before.intersection(&ids).cloned().collect(),
+                    });
+                }
+                Ok(common.and_then(|ids| ids.into_iter().next()))
+            }
+
+            /// Extends held access: to `wanted` from now, never past the flows' maximum counted from
+            /// activation, never shorter than it already was.
+            async fn lc_extend_held(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                id: &str,
+                extension: $crate::store::Extension,
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                audit: &mut Vec<$crate::store::NewAuditEvent>,
+            ) -> Result<$crate::store::RequestView, $crate::store::StoreError> {
+                let Some(mut request) = Self::lc_lock_request(tx, id).await? else {
+                    return Err($crate::store::StoreError::Conflict(format!("request {id}")));
+                };
+                let activated = request.activated_at.unwrap_or(now);
+                let mut until = now + chrono::Duration::seconds(extension.wanted_secs);
+                if let Some(max) = extension.max_secs {
+                    until = until.min(activated + chrono::Duration::seconds(max));
+                }
+                let until = until.max(request.expires_at.unwrap_or(now));
+                let change = $crate::store::RequestChange::Extend {
+                    expires_at: until,
+                    details: serde_json::json!({ "asked_again_secs": extension.wanted_secs }),
+                };
+                Self::lc_apply_change(tx, &mut request, change, actor, now, audit).await?;
+                Self::lc_view(tx, request).await
             }
 
             /// Approved → granting: one grant per item, commands for those not already held, and
@@ -673,7 +742,7 @@ macro_rules! impl_lifecycle {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<$crate::store::ResourceChanges, $crate::store::StoreError> {
                 let now = $crate::store::stored_time(now);
-                let mut tx = self.pool.begin_with($begin).await?;
+                let (_writer, mut tx) = self.write_tx().await?;
                 let rows = sqlx::query(concat!("SELECT * FROM resources WHERE source = $1", $for_update))
                     .bind(source)
                     .fetch_all(&mut *tx)
@@ -730,6 +799,9 @@ macro_rules! impl_lifecycle {
                     changes.removed.push(id.clone());
                 }
                 if !changes.is_empty() {
+                    sqlx::query("UPDATE epochs SET value = value + 1 WHERE name = 'resources'")
+                        .execute(&mut *tx)
+                        .await?;
                     Self::append_audit(
                         &mut tx,
                         $crate::store::NewAuditEvent {
@@ -788,88 +860,198 @@ macro_rules! impl_lifecycle {
                 rows.iter().map(Self::lc_resource_from_row).collect()
             }
 
-            async fn flows_epoch(&self) -> Result<i64, $crate::store::StoreError> {
-                // Applying raises a version (+2 each, -1 when it revives a deleted flow); deleting
-                // adds 1. Either way the sum only grows.
-                let epoch: i64 = sqlx::query_scalar(
-                    "SELECT CAST(COALESCE(SUM(current_version * 2 + \
-                     CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END), 0) AS BIGINT) FROM access_flow_heads",
+            async fn cache_versions(
+                &self,
+                directory_source: &str,
+            ) -> Result<$crate::store::CacheVersions, $crate::store::StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT (SELECT value FROM epochs WHERE name = 'flows') AS flows, \
+                     (SELECT value FROM epochs WHERE name = 'resources') AS resources, \
+                     (SELECT digest FROM directory_sources WHERE source = $1) AS directory",
                 )
+                .bind(directory_source)
                 .fetch_one(&self.pool)
                 .await?;
-                Ok(epoch)
+                Ok($crate::store::CacheVersions {
+                    flows: row.try_get::<Option<i64>, _>("flows")?.unwrap_or_default(),
+                    resources: row.try_get::<Option<i64>, _>("resources")?.unwrap_or_default(),
+                    directory: row.try_get("directory")?,
+                })
             }
 
-            async fn create_request(
+            async fn create_requests(
                 &self,
-                new: &$crate::store::NewRequest,
+                batch: &[$crate::store::NewRequest],
                 now: chrono::DateTime<chrono::Utc>,
-            ) -> Result<$crate::store::RequestView, $crate::store::StoreError> {
+            ) -> Result<Vec<Result<$crate::store::CreatedRequest, $crate::store::StoreError>>, $crate::store::StoreError> {
                 use sqlx::Row;
+                use latch_core::request::{Event, RequestState};
                 let now = $crate::store::stored_time(now);
-                let mut tx = self.pool.begin_with($begin).await?;
-                // The flows the decision used must still be current; a shared lock keeps them so
-                // until this commits.
-                for flow in &new.flows {
-                    let head = sqlx::query(concat!(
-                        "SELECT current_version, deleted_at IS NOT NULL AS deleted FROM access_flow_heads WHERE name = $1",
-                        $for_share
-                    ))
-                    .bind(&flow.name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let current = match &head {
-                        Some(row) if !row.try_get::<bool, _>("deleted")? => Some(row.try_get::<i64, _>("current_version")?),
-                        _ => None,
-                    };
-                    if current != Some(i64::from(flow.version)) {
-                        return Err($crate::store::StoreError::Conflict(format!(
-                            "flow {:?} changed while the request was decided",
-                            flow.name
-                        )));
+                let (_writer, mut tx) = self.write_tx().await?;
+                // The flows a decision used must still be current; a shared lock keeps them so
+                // until this commits. Each flow is looked up once per batch.
+                let mut current: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+                let mut results = Vec::with_capacity(batch.len());
+                let mut audit = Vec::new();
+                for new in batch {
+                    let mut stale = None;
+                    for flow in &new.flows {
+                        let key = format!("{}@{}", flow.name, flow.version);
+                        let ok = match current.get(&key) {
+                            Some(ok) => *ok,
+                            None => {
+                                let head = sqlx::query(concat!(
+                                    "SELECT current_version, deleted_at IS NOT NULL AS deleted \
+                                     FROM access_flow_heads WHERE name = $1",
+                                    $for_share
+                                ))
+                                .bind(&flow.name)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                                let ok = match &head {
+                                    Some(row) if !row.try_get::<bool, _>("deleted")? => {
+                                        row.try_get::<i64, _>("current_version")? == i64::from(flow.version)
+                                    }
+                                    _ => false,
+                                };
+                                current.insert(key, ok);
+                                ok
+                            }
+                        };
+                        if !ok {
+                            stale = Some(flow.name.clone());
+                            break;
+                        }
                     }
-                }
-                let mut request = new.record.clone();
-                request.created_at = now;
-                request.updated_at = now;
-                request.pending_expires_at = request.pending_expires_at.map($crate::store::stored_time);
-                sqlx::query(
-                    "INSERT INTO access_requests (id, requester, state, items, requested_duration_secs, duration_secs, \
-                     justification, outcome, decision, digest, created_at, updated_at, pending_expires_at, \
-                     activated_at, expires_at, end_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, \
-                     $12, NULL, NULL, $13)",
-                )
-                .bind(&request.id)
-                .bind(&request.requester)
-                .bind(request.state.as_str())
-                .bind(serde_json::to_string(&request.items).unwrap_or_default())
-                .bind(request.requested_duration_secs)
-                .bind(request.duration_secs)
-                .bind(&request.justification)
-                .bind(&request.outcome)
-                .bind(&request.decision)
-                .bind(&request.digest)
-                .bind(now)
-                .bind(request.pending_expires_at)
-                .bind(&request.end_reason)
-                .execute(&mut *tx)
-                .await
-                .map_err(|err| $crate::store::StoreError::from_write(err, &format!("request {}", request.id)))?;
-                let mut audit = vec![$crate::store::NewAuditEvent {
-                    at: now,
-                    actor: request.requester.clone(),
-                    action: "request.created",
-                    subject: request.id.clone(),
-                    details: new.audit_details.clone(),
-                }];
-                if request.state == latch_core::request::RequestState::Approved {
-                    Self::lc_send_grants(&mut tx, &mut request, &new.grants, "latch", now, &mut audit).await?;
-                    Self::lc_save_request(&mut tx, &request).await?;
+                    if let Some(name) = stale {
+                        results.push(Err($crate::store::StoreError::Conflict(format!(
+                            "flow {name:?} changed while the request was decided"
+                        ))));
+                        continue;
+                    }
+                    let mut request = new.record.clone();
+                    request.created_at = now;
+                    request.updated_at = now;
+                    request.pending_expires_at = request.pending_expires_at.map($crate::store::stored_time);
+                    audit.push($crate::store::NewAuditEvent {
+                        at: now,
+                        actor: request.requester.clone(),
+                        action: "request.created",
+                        subject: request.id.clone(),
+                        details: new.audit_details.clone(),
+                    });
+                    // For an approved request: which items are already held (no command needed),
+                    // then granting, and active at once if every item is.
+                    let mut grants = Vec::new();
+                    if request.state == RequestState::Approved {
+                        if new.grants.is_empty() {
+                            results.push(Err($crate::store::StoreError::corrupt(
+                                format!("request {}", request.id),
+                                "approved without anything to grant",
+                            )));
+                            audit.pop();
+                            continue;
+                        }
+                        for grant in &new.grants {
+                            let id = uuid::Uuid::now_v7().to_string();
+                            let (_, active) = Self::lc_holders(
+                                &mut tx, &grant.identity, &grant.resource_id, &grant.permission, &id,
+                            )
+                            .await?;
+                            grants.push((id, grant, active > 0));
+                        }
+                        // Asking again for what one active request already gives extends it.
+                        if let Some(extension) = new.extension
+                            && grants.iter().all(|(_, _, present)| *present)
+                            && let Some(held) = Self::lc_holding_request(&mut tx, &new.grants).await?
+                        {
+                            audit.pop();
+                            let view = Self::lc_extend_held(&mut tx, &held, extension, &request.requester, now, &mut audit).await?;
+                            results.push(Ok($crate::store::CreatedRequest { view, extended: true }));
+                            continue;
+                        }
+                        let details = serde_json::json!({
+                            "grants": grants.iter().map(|(id, g, present)| serde_json::json!({
+                                "grant_id": id,
+                                "resource_id": g.resource_id,
+                                "permission": g.permission,
+                                "flow": g.flow,
+                                "already_held": present,
+                            })).collect::<Vec<_>>(),
+                        });
+                        Self::lc_transition(&mut request, Event::SendGrants, "latch", now, details, &mut audit)?;
+                        if grants.iter().all(|(_, _, present)| *present) {
+                            let expires_at = now + chrono::Duration::seconds(request.duration_secs.unwrap_or(0));
+                            request.activated_at = Some(now);
+                            request.expires_at = Some(expires_at);
+                            Self::lc_transition(
+                                &mut request, Event::GrantsApplied, "latch", now,
+                                serde_json::json!({ "expires_at": expires_at }), &mut audit,
+                            )?;
+                        }
+                    }
+                    sqlx::query(
+                        "INSERT INTO access_requests (id, requester, state, items, requested_duration_secs, duration_secs, \
+                         justification, outcome, decision, digest, created_at, updated_at, pending_expires_at, \
+                         activated_at, expires_at, end_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, \
+                         $12, $13, $14, $15)",
+                    )
+                    .bind(&request.id)
+                    .bind(&request.requester)
+                    .bind(request.state.as_str())
+                    .bind(serde_json::to_string(&request.items).unwrap_or_default())
+                    .bind(request.requested_duration_secs)
+                    .bind(request.duration_secs)
+                    .bind(&request.justification)
+                    .bind(&request.outcome)
+                    .bind(&request.decision)
+                    .bind(&request.digest)
+                    .bind(now)
+                    .bind(request.pending_expires_at)
+                    .bind(request.activated_at)
+                    .bind(request.expires_at)
+                    .bind(&request.end_reason)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| $crate::store::StoreError::from_write(err, &format!("request {}", request.id)))?;
+                    let mut records = Vec::with_capacity(grants.len());
+                    for (id, grant, present) in &grants {
+                        let expires_at = if *present { request.expires_at } else { None };
+                        Self::lc_write_grant(&mut tx, id, Some(&request.id), grant, *present, expires_at, now).await?;
+                        records.push($crate::store::GrantRecord {
+                            id: id.clone(),
+                            request_id: Some(request.id.clone()),
+                            identity: grant.identity.clone(),
+                            integration: grant.integration.clone(),
+                            resource_id: grant.resource_id.clone(),
+                            resource_type: grant.resource_type.clone(),
+                            permission: grant.permission.clone(),
+                            flow: grant.flow.clone(),
+                            state: if *present { $crate::store::GrantState::Active } else { $crate::store::GrantState::Granting },
+                            desired: "present".into(),
+                            observed: if *present { "present".into() } else { "unknown".into() },
+                            generation: 1,
+                            duration_secs: grant.duration_secs,
+                            created_at: now,
+                            updated_at: now,
+                            started_at: present.then_some(now),
+                            expires_at,
+                            end_reason: None,
+                        });
+                    }
+                    results.push(Ok($crate::store::CreatedRequest {
+                        view: $crate::store::RequestView {
+                            request,
+                            approvals: Vec::new(),
+                            grants: records,
+                        },
+                        extended: false,
+                    }));
                 }
                 Self::append_audits(&mut tx, audit).await?;
-                let view = Self::lc_view(&mut tx, request).await?;
                 tx.commit().await?;
-                Ok(view)
+                Ok(results)
             }
 
             async fn get_request(
@@ -915,7 +1097,7 @@ macro_rules! impl_lifecycle {
                 decide: $crate::store::ChangeFn<'_>,
             ) -> Result<$crate::store::RequestView, $crate::store::StoreError> {
                 let now = $crate::store::stored_time(now);
-                let mut tx = self.pool.begin_with($begin).await?;
+                let (_writer, mut tx) = self.write_tx().await?;
                 let Some(request) = Self::lc_lock_request(&mut tx, id).await? else {
                     return Err($crate::store::StoreError::Refused($crate::store::Refusal::NotFound(format!(
                         "no request with id {id:?}"
@@ -974,7 +1156,7 @@ macro_rules! impl_lifecycle {
                 use sqlx::Row;
                 use $crate::store::{CommandResult, GrantState};
                 let now = $crate::store::stored_time(now);
-                let mut tx = self.pool.begin_with($begin).await?;
+                let (_writer, mut tx) = self.write_tx().await?;
                 let found = sqlx::query(
                     "SELECT g.id AS grant_id, g.request_id AS request_id FROM commands c \
                      JOIN grants g ON g.id = c.grant_id WHERE c.id = $1",
@@ -1075,7 +1257,7 @@ macro_rules! impl_lifecycle {
                 use sqlx::Row;
                 let now = $crate::store::stored_time(now);
                 let mut report = $crate::store::SweepReport::default();
-                let mut tx = self.pool.begin_with($begin).await?;
+                let (_writer, mut tx) = self.write_tx().await?;
                 let due = sqlx::query(concat!(
                     "SELECT id FROM access_requests WHERE state = 'active' AND expires_at <= $1 \
                      ORDER BY expires_at LIMIT $2",
@@ -1159,7 +1341,7 @@ macro_rules! impl_lifecycle {
                 plan: $crate::store::PlanFn<'_>,
             ) -> Result<$crate::store::ReconcilePlan, $crate::store::StoreError> {
                 let now = $crate::store::stored_time(now);
-                let mut tx = self.pool.begin_with($begin).await?;
+                let (_writer, mut tx) = self.write_tx().await?;
                 // One reconciler at a time across servers; it takes no other lock first.
                 sqlx::query(concat!("SELECT name FROM leases WHERE name = 'reconcile'", $for_update))
                     .fetch_optional(&mut *tx)

@@ -8,7 +8,7 @@
 
 /// Implements [`super::Store`] for `$store`, whose `pool` field is a `sqlx::Pool<$db>`.
 macro_rules! impl_store {
-    ($store:ty, $db:ty, begin = $begin:literal, for_update = $for_update:literal) => {
+    ($store:ty, $db:ty, for_update = $for_update:literal) => {
         impl $store {
             /// Appends an audit event to the chain inside `tx`.
             async fn append_audit(
@@ -36,6 +36,7 @@ macro_rules! impl_store {
                 .await?;
                 let mut seq: i64 = head.try_get("seq")?;
                 let mut prev_hash: String = head.try_get("hash")?;
+                let mut rows = Vec::with_capacity(events.len());
                 for event in events {
                     seq += 1;
                     let hash = $crate::store::chain_hash(
@@ -47,25 +48,49 @@ macro_rules! impl_store {
                         &event.subject,
                         &event.details,
                     );
-                    sqlx::query(
-                        "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev_hash, hash) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .bind(seq)
-                    .bind(event.at)
-                    .bind(&event.actor)
-                    .bind(event.action)
-                    .bind(&event.subject)
-                    .bind(event.details.to_string())
-                    .bind(&prev_hash)
-                    .bind(&hash)
-                    .execute(&mut **tx)
-                    .await?;
-                    prev_hash = hash;
+                    rows.push((seq, event, std::mem::replace(&mut prev_hash, hash.clone()), hash));
+                }
+                // Several rows per statement: a request's few events, or a sweep's hundreds, cost
+                // a handful of round trips to the database rather than one each.
+                for chunk in rows.chunks(64) {
+                    let values: Vec<String> = (0..chunk.len())
+                        .map(|i| {
+                            let b = i * 8;
+                            format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8)
+                        })
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO audit_events (seq, at, actor, action, subject, details, prev_hash, hash) VALUES {}",
+                        values.join(", ")
+                    );
+                    // Only numbered placeholders are formatted in; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (seq, event, prev, hash) in chunk {
+                        query = query
+                            .bind(*seq)
+                            .bind(event.at)
+                            .bind(event.actor.as_str())
+                            .bind(event.action)
+                            .bind(event.subject.as_str())
+                            .bind(event.details.to_string())
+                            .bind(prev.as_str())
+                            .bind(hash.as_str());
+                    }
+                    query.execute(&mut **tx).await?;
                 }
                 sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE singleton = 1")
                     .bind(seq)
                     .bind(&prev_hash)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            /// Counts a change to the flows, so cached engines know they are stale.
+            async fn bump_flows_epoch(
+                tx: &mut sqlx::Transaction<'static, $db>,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("UPDATE epochs SET value = value + 1 WHERE name = 'flows'")
                     .execute(&mut **tx)
                     .await?;
                 Ok(())
@@ -155,7 +180,7 @@ macro_rules! impl_store {
                 let now = $crate::store::stored_time(now);
                 use sqlx::Row;
                 use $crate::store::ApplyOutcome;
-                let mut tx = self.pool.begin_with($begin).await?;
+                let (_writer, mut tx) = self.write_tx().await?;
                 let mut applied = Vec::with_capacity(flows.len());
                 for flow in flows {
                     let name = flow.spec.name.as_str();
@@ -239,6 +264,9 @@ macro_rules! impl_store {
                         outcome,
                     });
                 }
+                if applied.iter().any(|flow| flow.outcome != ApplyOutcome::Unchanged) {
+                    Self::bump_flows_epoch(&mut tx).await?;
+                }
                 tx.commit().await?;
                 Ok(applied)
             }
@@ -304,7 +332,7 @@ macro_rules! impl_store {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<Option<$crate::store::StoredFlow>, $crate::store::StoreError> {
                 let now = $crate::store::stored_time(now);
-                let mut tx = self.pool.begin_with($begin).await?;
+                let (_writer, mut tx) = self.write_tx().await?;
                 let row = sqlx::query(concat!(
                     "SELECT f.name, f.version, f.spec, f.digest, f.applied_at, f.applied_by, \
                      (h.deleted_at IS NOT NULL) AS deleted \
@@ -337,6 +365,7 @@ macro_rules! impl_store {
                     },
                 )
                 .await?;
+                Self::bump_flows_epoch(&mut tx).await?;
                 tx.commit().await?;
                 flow.deleted = true;
                 Ok(Some(flow))
@@ -347,7 +376,7 @@ macro_rules! impl_store {
                 token: &$crate::store::NewToken,
                 actor: &str,
             ) -> Result<(), $crate::store::StoreError> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let (_writer, mut tx) = self.write_tx().await?;
                 Self::insert_token(&mut tx, token, actor).await?;
                 tx.commit().await?;
                 Ok(())
@@ -357,7 +386,7 @@ macro_rules! impl_store {
                 &self,
                 token: &$crate::store::NewToken,
             ) -> Result<bool, $crate::store::StoreError> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                let (_writer, mut tx) = self.write_tx().await?;
                 // Lock the audit head first: two replicas starting on an empty database at once then
                 // take turns, and only the first creates a token.
                 sqlx::query(concat!("SELECT seq FROM audit_head WHERE singleton = 1", $for_update))
@@ -422,7 +451,7 @@ macro_rules! impl_store {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<Option<$crate::store::TokenRecord>, $crate::store::StoreError> {
                 let now = $crate::store::stored_time(now);
-                let mut tx = self.pool.begin_with($begin).await?;
+                let (_writer, mut tx) = self.write_tx().await?;
                 let row = sqlx::query(concat!("SELECT * FROM api_tokens WHERE id = $1", $for_update))
                     .bind(id)
                     .fetch_optional(&mut *tx)
@@ -491,7 +520,7 @@ macro_rules! impl_store {
                 change: serde_json::Value,
             ) -> Result<(), $crate::store::StoreError> {
                 let applied_at = $crate::store::stored_time(new.applied_at);
-                let mut tx = self.pool.begin_with($begin).await?;
+                let (_writer, mut tx) = self.write_tx().await?;
                 let current: Option<String> =
                     sqlx::query_scalar(concat!("SELECT digest FROM directory_sources WHERE source = $1", $for_update))
                         .bind(source)

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -16,6 +17,10 @@ use super::sql_store::impl_store;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite has one writer at a time. Writers queue here, in order, instead of colliding on the
+    /// database lock and backing off in SQLite's busy handler (which sleeps, and wastes the
+    /// moments the lock is free).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -45,21 +50,28 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Starts a write transaction, after the writers before it. `BEGIN IMMEDIATE` takes the
+    /// write lock up front, so a transaction never fails half-way upgrading a read lock.
+    async fn write_tx(
+        &self,
+    ) -> Result<(super::WriteTurn, sqlx::Transaction<'static, sqlx::Sqlite>), StoreError> {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok((Some(turn), tx))
     }
 }
 
-impl_store!(
-    SqliteStore,
-    sqlx::Sqlite,
-    begin = "BEGIN IMMEDIATE",
-    for_update = ""
-);
+impl_store!(SqliteStore, sqlx::Sqlite, for_update = "");
 
 impl_lifecycle!(
     SqliteStore,
     sqlx::Sqlite,
-    begin = "BEGIN IMMEDIATE",
     for_update = "",
     for_share = "",
     skip_locked = ""
