@@ -7,6 +7,7 @@ mod error;
 mod lifecycle;
 mod postgres;
 mod records;
+pub(crate) mod rows;
 mod sql_lifecycle;
 mod sql_store;
 mod sqlite;

@@ -247,36 +247,65 @@ macro_rules! impl_lifecycle {
                 generation: i64,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), $crate::store::StoreError> {
-                let id = uuid::Uuid::now_v7().to_string();
-                let payload = serde_json::json!({
-                    "command_id": id,
-                    "kind": kind,
-                    "grant_id": grant_id,
-                    "generation": generation,
-                    "identity": grant.identity,
-                    "integration": grant.integration,
-                    "resource_id": grant.resource_id,
-                    "resource_type": grant.resource_type,
-                    "permission": grant.permission,
-                    "duration_secs": grant.duration_secs,
-                });
-                // Revokes go ahead of grants in every queue.
-                let priority: i64 = if kind == "revoke" { 0 } else { 1 };
-                sqlx::query(
-                    "INSERT INTO commands (id, grant_id, integration, kind, generation, priority, payload, \
-                     created_at, completed_at, result) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)",
-                )
-                .bind(&id)
-                .bind(grant_id)
-                .bind(&grant.integration)
-                .bind(kind)
-                .bind(generation)
-                .bind(priority)
-                .bind(payload.to_string())
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
+                let row = $crate::store::rows::command_row(grant_id, grant, kind, generation, now);
+                Self::lc_insert_rows(tx, &$crate::store::rows::COMMANDS, vec![row]).await
+            }
+
+            /// Inserts rows into `table`, many per statement.
+            async fn lc_insert_rows(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                table: &$crate::store::rows::Table,
+                rows: Vec<Vec<$crate::store::rows::SqlValue>>,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::rows::SqlValue;
+                for chunk in rows.chunks($crate::store::rows::rows_per_statement(table)) {
+                    let sql = $crate::store::rows::insert_sql(table, chunk.len());
+                    // Only numbered placeholders are formatted in; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for value in chunk.iter().flatten() {
+                        query = match value {
+                            SqlValue::Text(v) => query.bind(v.clone()),
+                            SqlValue::OptText(v) => query.bind(v.clone()),
+                            SqlValue::Int(v) => query.bind(*v),
+                            SqlValue::OptInt(v) => query.bind(*v),
+                            SqlValue::Time(v) => query.bind(*v),
+                            SqlValue::OptTime(v) => query.bind(*v),
+                        };
+                    }
+                    query
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(|err| $crate::store::StoreError::from_write(err, table.name))?;
+                }
                 Ok(())
+            }
+
+            /// Which of these (identity, resource, permission) some active grant holds now.
+            async fn lc_active_holdings(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                wanted: &[(&str, &str, &str)],
+            ) -> Result<std::collections::HashSet<(String, String, String)>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let mut held = std::collections::HashSet::new();
+                for chunk in wanted.chunks(300) {
+                    let values: Vec<String> = (0..chunk.len())
+                        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                        .collect();
+                    let sql = format!(
+                        "SELECT identity, resource_id, permission FROM grants WHERE state = 'active' \
+                         AND (identity, resource_id, permission) IN (VALUES {})",
+                        values.join(", ")
+                    );
+                    // Only numbered placeholders are formatted in; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (identity, resource_id, permission) in chunk {
+                        query = query.bind(*identity).bind(*resource_id).bind(*permission);
+                    }
+                    for row in query.fetch_all(&mut **tx).await? {
+                        held.insert((row.try_get("identity")?, row.try_get("resource_id")?, row.try_get("permission")?));
+                    }
+                }
+                Ok(held)
             }
 
             /// How many live grants other than `except` hold (identity, resource, permission), and
@@ -330,29 +359,8 @@ macro_rules! impl_lifecycle {
                 expires_at: Option<chrono::DateTime<chrono::Utc>>,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
-                    "INSERT INTO grants (id, request_id, identity, integration, resource_id, resource_type, \
-                     permission, flow_name, flow_version, state, desired, observed, generation, duration_secs, \
-                     created_at, updated_at, started_at, expires_at, end_reason) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'present', $11, 1, $12, $13, $13, $14, $15, NULL)",
-                )
-                .bind(id)
-                .bind(request_id)
-                .bind(&grant.identity)
-                .bind(&grant.integration)
-                .bind(&grant.resource_id)
-                .bind(&grant.resource_type)
-                .bind(&grant.permission)
-                .bind(&grant.flow.name)
-                .bind(i64::from(grant.flow.version))
-                .bind(if present { "active" } else { "granting" })
-                .bind(if present { "present" } else { "unknown" })
-                .bind(grant.duration_secs)
-                .bind(now)
-                .bind(present.then_some(now))
-                .bind(expires_at)
-                .execute(&mut **tx)
-                .await?;
+                let row = $crate::store::rows::grant_row(id, request_id, grant, present, expires_at, now);
+                Self::lc_insert_rows(tx, &$crate::store::rows::GRANTS, vec![row]).await?;
                 if !present {
                     Self::lc_insert_command(tx, id, grant, "grant", 1, now).await?;
                 }
@@ -887,46 +895,50 @@ macro_rules! impl_lifecycle {
             ) -> Result<Vec<Result<$crate::store::CreatedRequest, $crate::store::StoreError>>, $crate::store::StoreError> {
                 use sqlx::Row;
                 use latch_core::request::{Event, RequestState};
+                use $crate::store::rows;
                 let now = $crate::store::stored_time(now);
                 let (_writer, mut tx) = self.write_tx().await?;
                 // The flows a decision used must still be current; a shared lock keeps them so
                 // until this commits. Each flow is looked up once per batch.
-                let mut current: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+                let mut current: std::collections::HashMap<(String, u32), bool> = std::collections::HashMap::new();
+                for flow in batch.iter().flat_map(|new| new.flows.iter()) {
+                    let key = (flow.name.clone(), flow.version);
+                    if current.contains_key(&key) {
+                        continue;
+                    }
+                    let head = sqlx::query(concat!(
+                        "SELECT current_version, deleted_at IS NOT NULL AS deleted \
+                         FROM access_flow_heads WHERE name = $1",
+                        $for_share
+                    ))
+                    .bind(&flow.name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let ok = match &head {
+                        Some(row) if !row.try_get::<bool, _>("deleted")? => {
+                            row.try_get::<i64, _>("current_version")? == i64::from(flow.version)
+                        }
+                        _ => false,
+                    };
+                    current.insert(key, ok);
+                }
+                // Which of the access asked for is already held: one query for the whole batch.
+                let wanted: Vec<(&str, &str, &str)> = batch
+                    .iter()
+                    .filter(|new| new.record.state == RequestState::Approved)
+                    .flat_map(|new| new.grants.iter())
+                    .map(|g| (g.identity.as_str(), g.resource_id.as_str(), g.permission.as_str()))
+                    .collect();
+                let held = Self::lc_active_holdings(&mut tx, &wanted).await?;
+
                 let mut results = Vec::with_capacity(batch.len());
                 let mut audit = Vec::new();
+                let (mut request_rows, mut grant_rows, mut command_rows) = (Vec::new(), Vec::new(), Vec::new());
                 for new in batch {
-                    let mut stale = None;
-                    for flow in &new.flows {
-                        let key = format!("{}@{}", flow.name, flow.version);
-                        let ok = match current.get(&key) {
-                            Some(ok) => *ok,
-                            None => {
-                                let head = sqlx::query(concat!(
-                                    "SELECT current_version, deleted_at IS NOT NULL AS deleted \
-                                     FROM access_flow_heads WHERE name = $1",
-                                    $for_share
-                                ))
-                                .bind(&flow.name)
-                                .fetch_optional(&mut *tx)
-                                .await?;
-                                let ok = match &head {
-                                    Some(row) if !row.try_get::<bool, _>("deleted")? => {
-                                        row.try_get::<i64, _>("current_version")? == i64::from(flow.version)
-                                    }
-                                    _ => false,
-                                };
-                                current.insert(key, ok);
-                                ok
-                            }
-                        };
-                        if !ok {
-                            stale = Some(flow.name.clone());
-                            break;
-                        }
-                    }
-                    if let Some(name) = stale {
+                    if let Some(stale) = new.flows.iter().find(|f| current.get(&(f.name.clone(), f.version)) != Some(&true)) {
                         results.push(Err($crate::store::StoreError::Conflict(format!(
-                            "flow {name:?} changed while the request was decided"
+                            "flow {:?} changed while the request was decided",
+                            stale.name
                         ))));
                         continue;
                     }
@@ -934,15 +946,13 @@ macro_rules! impl_lifecycle {
                     request.created_at = now;
                     request.updated_at = now;
                     request.pending_expires_at = request.pending_expires_at.map($crate::store::stored_time);
-                    audit.push($crate::store::NewAuditEvent {
+                    let created = $crate::store::NewAuditEvent {
                         at: now,
                         actor: request.requester.clone(),
                         action: "request.created",
                         subject: request.id.clone(),
                         details: new.audit_details.clone(),
-                    });
-                    // For an approved request: which items are already held (no command needed),
-                    // then granting, and active at once if every item is.
+                    };
                     let mut grants = Vec::new();
                     if request.state == RequestState::Approved {
                         if new.grants.is_empty() {
@@ -950,27 +960,25 @@ macro_rules! impl_lifecycle {
                                 format!("request {}", request.id),
                                 "approved without anything to grant",
                             )));
-                            audit.pop();
                             continue;
                         }
                         for grant in &new.grants {
-                            let id = uuid::Uuid::now_v7().to_string();
-                            let (_, active) = Self::lc_holders(
-                                &mut tx, &grant.identity, &grant.resource_id, &grant.permission, &id,
-                            )
-                            .await?;
-                            grants.push((id, grant, active > 0));
+                            let key = (grant.identity.clone(), grant.resource_id.clone(), grant.permission.clone());
+                            grants.push((uuid::Uuid::now_v7().to_string(), grant, held.contains(&key)));
                         }
                         // Asking again for what one active request already gives extends it.
                         if let Some(extension) = new.extension
                             && grants.iter().all(|(_, _, present)| *present)
-                            && let Some(held) = Self::lc_holding_request(&mut tx, &new.grants).await?
+                            && let Some(holder) = Self::lc_holding_request(&mut tx, &new.grants).await?
                         {
-                            audit.pop();
-                            let view = Self::lc_extend_held(&mut tx, &held, extension, &request.requester, now, &mut audit).await?;
+                            let view = Self::lc_extend_held(&mut tx, &holder, extension, &request.requester, now, &mut audit).await?;
                             results.push(Ok($crate::store::CreatedRequest { view, extended: true }));
                             continue;
                         }
+                    }
+                    audit.push(created);
+                    // Approved: granting, and active at once if every item is already held.
+                    if request.state == RequestState::Approved {
                         let details = serde_json::json!({
                             "grants": grants.iter().map(|(id, g, present)| serde_json::json!({
                                 "grant_id": id,
@@ -991,34 +999,14 @@ macro_rules! impl_lifecycle {
                             )?;
                         }
                     }
-                    sqlx::query(
-                        "INSERT INTO access_requests (id, requester, state, items, requested_duration_secs, duration_secs, \
-                         justification, outcome, decision, digest, created_at, updated_at, pending_expires_at, \
-                         activated_at, expires_at, end_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, \
-                         $12, $13, $14, $15)",
-                    )
-                    .bind(&request.id)
-                    .bind(&request.requester)
-                    .bind(request.state.as_str())
-                    .bind(serde_json::to_string(&request.items).unwrap_or_default())
-                    .bind(request.requested_duration_secs)
-                    .bind(request.duration_secs)
-                    .bind(&request.justification)
-                    .bind(&request.outcome)
-                    .bind(&request.decision)
-                    .bind(&request.digest)
-                    .bind(now)
-                    .bind(request.pending_expires_at)
-                    .bind(request.activated_at)
-                    .bind(request.expires_at)
-                    .bind(&request.end_reason)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|err| $crate::store::StoreError::from_write(err, &format!("request {}", request.id)))?;
+                    request_rows.push(rows::request_row(&request));
                     let mut records = Vec::with_capacity(grants.len());
                     for (id, grant, present) in &grants {
                         let expires_at = if *present { request.expires_at } else { None };
-                        Self::lc_write_grant(&mut tx, id, Some(&request.id), grant, *present, expires_at, now).await?;
+                        grant_rows.push(rows::grant_row(id, Some(&request.id), grant, *present, expires_at, now));
+                        if !*present {
+                            command_rows.push(rows::command_row(id, grant, "grant", 1, now));
+                        }
                         records.push($crate::store::GrantRecord {
                             id: id.clone(),
                             request_id: Some(request.id.clone()),
@@ -1049,6 +1037,10 @@ macro_rules! impl_lifecycle {
                         extended: false,
                     }));
                 }
+                // Requests before their grants, grants before their commands: foreign keys.
+                Self::lc_insert_rows(&mut tx, &rows::REQUESTS, request_rows).await?;
+                Self::lc_insert_rows(&mut tx, &rows::GRANTS, grant_rows).await?;
+                Self::lc_insert_rows(&mut tx, &rows::COMMANDS, command_rows).await?;
                 Self::append_audits(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(results)

@@ -1,0 +1,240 @@
+//! Rows the lifecycle writes, as lists of values, so that one statement can insert many of them
+//! (see `lc_insert_rows` in `sql_lifecycle.rs`). Column lists and row builders live together here so
+//! they cannot drift apart.
+
+use chrono::{DateTime, Utc};
+
+use super::{NewGrant, RequestRecord};
+
+/// One value to bind.
+#[derive(Debug, Clone)]
+pub enum SqlValue {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Time(DateTime<Utc>),
+    OptTime(Option<DateTime<Utc>>),
+}
+
+/// A table and its columns, in the order its rows list values.
+pub struct Table {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+}
+
+pub const REQUESTS: Table = Table {
+    name: "access_requests",
+    columns: &[
+        "id",
+        "requester",
+        "state",
+        "items",
+        "requested_duration_secs",
+        "duration_secs",
+        "justification",
+        "outcome",
+        "decision",
+        "digest",
+        "created_at",
+        "updated_at",
+        "pending_expires_at",
+        "activated_at",
+        "expires_at",
+        "end_reason",
+    ],
+};
+
+pub const GRANTS: Table = Table {
+    name: "grants",
+    columns: &[
+        "id",
+        "request_id",
+        "identity",
+        "integration",
+        "resource_id",
+        "resource_type",
+        "permission",
+        "flow_name",
+        "flow_version",
+        "state",
+        "desired",
+        "observed",
+        "generation",
+        "duration_secs",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "expires_at",
+        "end_reason",
+    ],
+};
+
+pub const COMMANDS: Table = Table {
+    name: "commands",
+    columns: &[
+        "id",
+        "grant_id",
+        "integration",
+        "kind",
+        "generation",
+        "priority",
+        "payload",
+        "created_at",
+    ],
+};
+
+pub fn request_row(request: &RequestRecord) -> Vec<SqlValue> {
+    use SqlValue::*;
+    vec![
+        Text(request.id.clone()),
+        Text(request.requester.clone()),
+        Text(request.state.as_str().to_owned()),
+        Text(serde_json::to_string(&request.items).unwrap_or_default()),
+        OptInt(request.requested_duration_secs),
+        OptInt(request.duration_secs),
+        Text(request.justification.clone()),
+        Text(request.outcome.clone()),
+        Text(request.decision.clone()),
+        Text(request.digest.clone()),
+        Time(request.created_at),
+        Time(request.updated_at),
+        OptTime(request.pending_expires_at),
+        OptTime(request.activated_at),
+        OptTime(request.expires_at),
+        OptText(request.end_reason.clone()),
+    ]
+}
+
+/// A new grant: active at once when the access is already `present`, otherwise granting.
+pub fn grant_row(
+    id: &str,
+    request_id: Option<&str>,
+    grant: &NewGrant,
+    present: bool,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<SqlValue> {
+    use SqlValue::*;
+    vec![
+        Text(id.to_owned()),
+        OptText(request_id.map(str::to_owned)),
+        Text(grant.identity.clone()),
+        Text(grant.integration.clone()),
+        Text(grant.resource_id.clone()),
+        Text(grant.resource_type.clone()),
+        Text(grant.permission.clone()),
+        Text(grant.flow.name.clone()),
+        Int(i64::from(grant.flow.version)),
+        Text(if present { "active" } else { "granting" }.to_owned()),
+        Text("present".to_owned()),
+        Text(if present { "present" } else { "unknown" }.to_owned()),
+        Int(1),
+        OptInt(grant.duration_secs),
+        Time(now),
+        Time(now),
+        OptTime(present.then_some(now)),
+        OptTime(expires_at),
+        OptText(None),
+    ]
+}
+
+/// A command for `grant`; the payload is what the connector acts on.
+pub fn command_row(
+    grant_id: &str,
+    grant: &NewGrant,
+    kind: &str,
+    generation: i64,
+    now: DateTime<Utc>,
+) -> Vec<SqlValue> {
+    use SqlValue::*;
+    let id = uuid::Uuid::now_v7().to_string();
+    let payload = serde_json::json!({
+        "command_id": id,
+        "kind": kind,
+        "grant_id": grant_id,
+        "generation": generation,
+        "identity": grant.identity,
+        "integration": grant.integration,
+        "resource_id": grant.resource_id,
+        "resource_type": grant.resource_type,
+        "permission": grant.permission,
+        "duration_secs": grant.duration_secs,
+    });
+    // Revokes go ahead of grants in every queue.
+    let priority = if kind == "revoke" { 0 } else { 1 };
+    vec![
+        Text(id),
+        Text(grant_id.to_owned()),
+        Text(grant.integration.clone()),
+        Text(kind.to_owned()),
+        Int(generation),
+        Int(priority),
+        Text(payload.to_string()),
+        Time(now),
+    ]
+}
+
+/// `INSERT INTO table (columns) VALUES (...), (...)` for `rows` rows, with numbered placeholders.
+pub fn insert_sql(table: &Table, rows: usize) -> String {
+    let width = table.columns.len();
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let cells: Vec<String> = (1..=width)
+                .map(|col| format!("${}", row * width + col))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES {}",
+        table.name,
+        table.columns.join(", "),
+        values.join(", ")
+    )
+}
+
+/// How many rows of `table` fit in one statement, under both backends' limits on bound values.
+pub fn rows_per_statement(table: &Table) -> usize {
+    (4000 / table.columns.len()).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_across_rows() {
+        let sql = insert_sql(&COMMANDS, 2);
+        assert!(sql.starts_with("INSERT INTO commands (id, grant_id, integration, kind, generation, priority, payload, created_at) VALUES ($1, $2"));
+        assert!(
+            sql.ends_with("($9, $10, $11, $12, $13, $14, $15, $16)"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn rows_match_their_columns() {
+        let grant = NewGrant {
+            identity: "a@x".into(),
+            integration: "i".into(),
+            resource_id: "r".into(),
+            resource_type: "t".into(),
+            permission: "p".into(),
+            flow: latch_core::decide::FlowRef {
+                name: "f".into(),
+                version: 1,
+            },
+            duration_secs: Some(60),
+        };
+        let now = Utc::now();
+        assert_eq!(
+            grant_row("g", None, &grant, false, None, now).len(),
+            GRANTS.columns.len()
+        );
+        assert_eq!(
+            command_row("g", &grant, "grant", 1, now).len(),
+            COMMANDS.columns.len()
+        );
+    }
+}
