@@ -18,7 +18,6 @@ use latch_server::store::{
     StoredDirectory,
 };
 use sqlx::{Connection, Row};
-use tokio::sync::Notify;
 
 use crate::stats::Latencies;
 
@@ -542,11 +541,11 @@ pub async fn expiry(
             })
             .collect();
         reschedule(&raw, &plan).await?;
-        let stop = Arc::new(Notify::new());
-        let sweeping = tokio::spawn(sweeper::run(lifecycle.clone(), stop.clone()));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let sweeping = tokio::spawn(sweeper::run(lifecycle.clone(), stopped));
         eprintln!("spread: {spread} requests expiring over {window:?}; waiting");
         wait_until_none_active(&raw, window + Duration::from_secs(60)).await?;
-        stop.notify_one();
+        let _ = stop.send(true);
         sweeping.await?;
         let lags = revoke_lags(&raw, &ids).await?;
         eprintln!(
@@ -570,10 +569,10 @@ pub async fn expiry(
         let at = Utc::now() + chrono::Duration::seconds(3);
         let plan: Vec<(String, DateTime<Utc>)> = ids.iter().map(|id| (id.clone(), at)).collect();
         reschedule(&raw, &plan).await?;
-        let stop = Arc::new(Notify::new());
-        let sweeping = tokio::spawn(sweeper::run(lifecycle.clone(), stop.clone()));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let sweeping = tokio::spawn(sweeper::run(lifecycle.clone(), stopped));
         wait_until_none_active(&raw, Duration::from_secs(120)).await?;
-        stop.notify_one();
+        let _ = stop.send(true);
         sweeping.await?;
         let lags = revoke_lags(&raw, &ids).await?;
         eprintln!(
@@ -599,8 +598,8 @@ pub async fn expiry(
         let started = Instant::now();
         let store = db.reopen().await?;
         let restarted = Arc::new(Lifecycle::new(store, Settings::default()));
-        let stop = Arc::new(Notify::new());
-        let sweeping = tokio::spawn(sweeper::run(restarted, stop.clone()));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let sweeping = tokio::spawn(sweeper::run(restarted, stopped));
         let first = loop {
             let revokes: i64 = on_raw!(&raw, |pool| sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM commands WHERE kind = 'revoke'"
@@ -618,7 +617,7 @@ pub async fn expiry(
         };
         wait_until_none_active(&raw, Duration::from_secs(120)).await?;
         let all = started.elapsed();
-        stop.notify_one();
+        let _ = stop.send(true);
         sweeping.await?;
         eprintln!(
             "overdue at start: {overdue}; first revoke {:.0} ms after start, all by {:.0} ms",

@@ -25,6 +25,26 @@ pub fn handle() -> PrometheusHandle {
                 "latch_api_request_duration_seconds",
                 "Time to answer a request to the public API, by path"
             );
+            metrics::describe_counter!(
+                "latch_requests_created_total",
+                "Access requests decided and stored, by outcome (allow_auto, needs_approval, deny)"
+            );
+            metrics::describe_counter!(
+                "latch_expiry_requests_expired_total",
+                "Active requests whose expiry passed and whose revokes were sent"
+            );
+            metrics::describe_counter!(
+                "latch_expiry_requests_timed_out_total",
+                "Pending requests that outlived the pending time-to-live"
+            );
+            metrics::describe_counter!(
+                "latch_expiry_sweep_failures_total",
+                "Expiry sweeps or reconciler runs that failed (and were retried)"
+            );
+            metrics::describe_counter!(
+                "latch_reconcile_grants_total",
+                "Grants the reconciler created (automatic flows) or revoked, by action"
+            );
             handle
         })
         .clone()

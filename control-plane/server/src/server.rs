@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 use crate::config::{Config, Database};
 use crate::lifecycle::{Lifecycle, sweeper};
@@ -50,15 +49,15 @@ pub async fn run(
     let lifecycle = Arc::new(Lifecycle::new(store.clone(), config.lifecycle.clone()));
     // Expiry is swept from the database at once: access that fell due while the server was down
     // is revoked within moments of start.
-    let stop_sweeper = Arc::new(Notify::new());
-    let sweeper = tokio::spawn(sweeper::run(lifecycle.clone(), stop_sweeper.clone()));
+    let (stop_sweeper, stopped) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(sweeper::run(lifecycle.clone(), stopped));
     let router = api::router(store, lifecycle, metrics::handle()).context("building the API")?;
     tracing::info!(listen = %listener.local_addr()?, connector_listen = %config.connector_listen, "latch-server is serving");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving the API")?;
-    stop_sweeper.notify_one();
+    let _ = stop_sweeper.send(true);
     if let Err(err) = sweeper.await {
         tracing::error!(error = %err, "the expiry sweeper stopped abnormally");
     }

@@ -1052,6 +1052,40 @@ async fn automatic_flows_follow_the_directory(db: TestDb) {
     );
 }
 
+async fn shifts_start_and_end_on_time_without_a_directory_change(db: TestDb) {
+    let w = world(db).await;
+    let now = Utc::now();
+    let at = |minutes: i64| {
+        (now + chrono::Duration::minutes(minutes))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    // Carol's shift runs from 10 to 20 minutes from now.
+    set_directory(
+        w.store.as_ref(),
+        &people(&format!("from: \"{}\", to: \"{}\"", at(10), at(20))),
+    )
+    .await;
+    let early = w
+        .lifecycle
+        .reconcile_periodic(now)
+        .await
+        .expect("reconcile");
+    assert!(early.is_empty(), "not on shift yet: {early:?}");
+    let during = w
+        .lifecycle
+        .reconcile_periodic(now + chrono::Duration::minutes(11))
+        .await
+        .expect("reconcile");
+    assert_eq!(during.grant.len(), 1, "the shift started");
+    let after = w
+        .lifecycle
+        .reconcile_periodic(now + chrono::Duration::minutes(21))
+        .await
+        .expect("reconcile");
+    assert_eq!(after.revoke.len(), 1, "the shift ended");
+}
+
 async fn held_access_is_shared_not_duplicated(db: TestDb) {
     let w = world(db).await;
     let now = Utc::now();
@@ -1302,6 +1336,7 @@ contract!(
     a_failed_grant_fails_the_request_and_leaves_nothing_applied,
     results_are_idempotent_and_fenced_by_generation,
     automatic_flows_follow_the_directory,
+    shifts_start_and_end_on_time_without_a_directory_change,
     held_access_is_shared_not_duplicated,
     flow_and_tag_changes_revoke_what_is_no_longer_allowed,
     concurrent_sweepers_handle_each_expiry_once,

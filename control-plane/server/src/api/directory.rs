@@ -21,7 +21,7 @@ pub struct DirectoryApi {
 }
 
 /// The static directory as stored: its document and its digest (`None` before the first apply).
-pub async fn load(store: &dyn Store) -> Result<(DirectorySpec, Option<String>), Status> {
+async fn load(store: &dyn Store) -> Result<(DirectorySpec, Option<String>), Status> {
     match store.directory(STATIC_SOURCE).await? {
         None => Ok((DirectorySpec::default(), None)),
         Some(stored) => {
@@ -128,8 +128,7 @@ impl DirectoryService for DirectoryApi {
         if email.trim().is_empty() {
             return Err(invalid_field("email", "is required"));
         }
-        let (spec, _) = load(self.store.as_ref()).await?;
-        let directory = Directory::new(&spec);
+        let directory = self.lifecycle.context().await?.directory;
         match user_message(&directory, &email, jiff::Timestamp::now()) {
             Some(user) => Ok(Response::new(pb::GetUserResponse { user: Some(user) })),
             None => Err(Status::not_found(format!(
@@ -146,8 +145,7 @@ impl DirectoryService for DirectoryApi {
         let request = request.into_inner();
         let limit = page::size(request.page_size);
         let after = page::key(&request.page_token)?.unwrap_or_default();
-        let (spec, _) = load(self.store.as_ref()).await?;
-        let directory = Directory::new(&spec);
+        let directory = self.lifecycle.context().await?.directory;
         let now = jiff::Timestamp::now();
         let rows: Vec<pb::DirectoryUser> = directory
             .users()

@@ -10,9 +10,6 @@ use tonic::{Request, Response, Status};
 use crate::lifecycle::Lifecycle;
 use crate::store::{ApplyOutcome, FlowVersion, Store};
 
-use super::directory;
-use latch_core::directory::Directory;
-
 use super::auth_layer::{admin, caller};
 use super::status::{invalid_field, invalid_flows};
 use super::{convert, page};
@@ -43,12 +40,11 @@ impl FlowApi {
         if parsed.flows.is_empty() && parsed.problems.is_empty() {
             return Err(invalid_field("source", "contains no flow"));
         }
-        // Names not in the directory yet (and, until connectors announce them, every integration)
-        // are warnings, never refusals: they may arrive later.
-        let (spec, _) = directory::load(self.store.as_ref()).await?;
-        let directory = Directory::new(&spec);
+        // Names not in the directory or the inventory yet are warnings, never refusals: they may
+        // arrive later (from connectors and identity sync).
+        let directory = self.lifecycle.context().await?.directory;
         parsed.add_unknown_reference_warnings(&KnownNames {
-            integrations: Default::default(),
+            integrations: self.store.known_integrations().await?,
             users: directory.known_users().clone(),
             groups: directory.known_groups().clone(),
             schedules: directory.known_schedules().clone(),

@@ -21,6 +21,8 @@ pub struct Context {
     pub directory: Arc<Directory>,
     /// The inventory version the context was read at.
     pub resources_version: i64,
+    /// Every version the context was read at.
+    pub versions: crate::store::CacheVersions,
 }
 
 impl Context {
@@ -72,8 +74,9 @@ impl ContextCache {
         let versions = self.store.cache_versions(STATIC_SOURCE).await?;
         Ok(Context {
             engine: self.engine(versions.flows).await?,
-            directory: self.directory(versions.directory).await?,
+            directory: self.directory(versions.directory.clone()).await?,
             resources_version: versions.resources,
+            versions,
         })
     }
 

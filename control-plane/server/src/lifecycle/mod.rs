@@ -49,6 +49,8 @@ pub struct Lifecycle {
     wake: Notify,
     /// Writes new requests in groups.
     writer: writer::RequestWriter,
+    /// The versions the last full reconcile saw.
+    reconciled: std::sync::Mutex<Option<crate::store::CacheVersions>>,
 }
 
 impl Lifecycle {
@@ -57,6 +59,7 @@ impl Lifecycle {
         Lifecycle {
             context: ContextCache::new(store.clone()),
             writer: writer::RequestWriter::start(store.clone()),
+            reconciled: std::sync::Mutex::new(None),
             store,
             settings,
             wake: Notify::new(),

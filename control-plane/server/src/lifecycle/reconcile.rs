@@ -20,15 +20,26 @@ use super::Lifecycle;
 use super::context::Context;
 use crate::store::{GrantRecord, NewGrant, ReconcilePlan, ResourceRecord, StoreError};
 
+/// What a reconcile run looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Automatic grants only.
+    Automatic,
+    /// Automatic grants and every live requested grant.
+    All,
+}
+
 /// The actor recorded for the reconciler's changes.
 pub const RECONCILER: &str = "latch-reconciler";
 
-/// What the grants should become, given everything known now.
+/// What the grants should become, given everything known now. Requested grants are re-checked
+/// only when `recheck_requests` (their flows, the directory or the inventory may have changed).
 pub fn plan(
     live: &[GrantRecord],
     context: &Context,
     resources: &[ResourceRecord],
     now: jiff::Timestamp,
+    recheck_requests: bool,
 ) -> ReconcilePlan {
     let mut out = ReconcilePlan::default();
     let by_id: BTreeMap<&str, &ResourceRecord> =
@@ -93,7 +104,8 @@ pub fn plan(
     }
 
     // Requested access: still allowed by the flow's current version?
-    for grant in live.iter().filter(|g| g.request_id.is_some()) {
+    let requested = live.iter().filter(|g| g.request_id.is_some());
+    for grant in requested.filter(|_| recheck_requests) {
         let current = context
             .engine
             .flows()
@@ -123,18 +135,61 @@ pub fn plan(
 }
 
 impl Lifecycle {
-    /// Reconciles once; returns what changed.
+    /// Reconciles everything once; returns what changed.
     pub async fn reconcile(&self, now: DateTime<Utc>) -> Result<ReconcilePlan, StoreError> {
         let context = self.context.current().await?;
+        let applied = self.reconcile_with(&context, now, Scope::All).await?;
+        *self.reconciled.lock().unwrap_or_else(|p| p.into_inner()) = Some(context.versions.clone());
+        Ok(applied)
+    }
+
+    /// The periodic run: everything when flows, the directory or the inventory changed since the
+    /// last full run (perhaps through another server); otherwise only automatic flows, whose
+    /// entitlements move with time (shifts, timeframes); nothing when there are none.
+    pub async fn reconcile_periodic(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<ReconcilePlan, StoreError> {
+        let context = self.context.current().await?;
+        let unchanged = self
+            .reconciled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            == Some(&context.versions);
+        if !unchanged {
+            return self.reconcile(now).await;
+        }
+        let automatic = context
+            .engine
+            .flows()
+            .any(|(spec, _)| spec.kind == FlowKind::Automatic);
+        if !automatic {
+            return Ok(ReconcilePlan::default());
+        }
+        self.reconcile_with(&context, now, Scope::Automatic).await
+    }
+
+    async fn reconcile_with(
+        &self,
+        context: &Context,
+        now: DateTime<Utc>,
+        scope: Scope,
+    ) -> Result<ReconcilePlan, StoreError> {
         let resources = self.all_resources().await?;
         let at = super::requests::to_jiff(now);
+        let recheck = scope == Scope::All;
         let applied = self
             .store
-            .reconcile(RECONCILER, now, &|live| {
-                plan(live, &context, &resources, at)
+            .reconcile(RECONCILER, now, !recheck, &|live| {
+                plan(live, context, &resources, at, recheck)
             })
             .await?;
         if !applied.is_empty() {
+            metrics::counter!("latch_reconcile_grants_total", "action" => "grant")
+                .increment(applied.grant.len() as u64);
+            metrics::counter!("latch_reconcile_grants_total", "action" => "revoke")
+                .increment(applied.revoke.len() as u64);
             tracing::info!(
                 granted = applied.grant.len(),
                 revoked = applied.revoke.len(),

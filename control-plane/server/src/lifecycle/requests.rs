@@ -300,6 +300,8 @@ impl Lifecycle {
             audit_details,
         };
         let created = self.writer.write(new).await?;
+        metrics::counter!("latch_requests_created_total", "outcome" => decision.outcome.as_str())
+            .increment(1);
         self.wake_sweeper();
         Ok(Asked {
             view: created.view,

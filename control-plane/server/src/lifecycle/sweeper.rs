@@ -1,29 +1,68 @@
-//! The expiry sweeper: revokes access whose time is up and times out pending requests.
+//! The background loops every server runs: the expiry sweeper and the periodic reconciler.
 //!
-//! Expiry lives in the database; this loop only asks it, a few times a second, what is due (an
+//! Expiry lives in the database; the sweeper only asks it, a few times a second, what is due (an
 //! indexed query). After a restart the first sweep runs at once, so overdue access is revoked
 //! within moments of start. Several servers may sweep the same database: rows are claimed with
 //! `SKIP LOCKED`, so each expiry is handled once.
+//!
+//! The reconciler runs in its own loop, so a long reconcile never delays an expiry.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 use super::Lifecycle;
 
 /// Most rows one sweep transaction handles; a backlog is worked off in several.
 const BATCH: u32 = 500;
 
-/// Sweeps until `shutdown` is notified. Also reconciles on `reconcile_every`.
-pub async fn run(lifecycle: Arc<Lifecycle>, shutdown: Arc<Notify>) {
-    let settings = lifecycle.settings.clone();
-    let mut last_reconcile: Option<tokio::time::Instant> = None;
+/// How often the sweeper runs, by default.
+pub const SWEEP_EVERY: Duration = Duration::from_millis(200);
+/// How often the reconciler runs without a change to prompt it, by default.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs the sweeper and the reconciler until `shutdown` turns true.
+pub async fn run(lifecycle: Arc<Lifecycle>, shutdown: watch::Receiver<bool>) {
+    tokio::join!(
+        sweep_loop(lifecycle.clone(), shutdown.clone()),
+        reconcile_loop(lifecycle, shutdown)
+    );
+}
+
+/// Sleeps for `pause` (or until woken); false once shutdown was asked for.
+async fn pause(
+    pause: Duration,
+    wake: Option<&tokio::sync::Notify>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
+    let woken = async {
+        match wake {
+            Some(wake) => wake.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = shutdown.changed() => false,
+        () = woken => true,
+        () = tokio::time::sleep(pause) => true,
+    }
+}
+
+async fn sweep_loop(lifecycle: Arc<Lifecycle>, mut shutdown: watch::Receiver<bool>) {
+    let every = lifecycle.settings.sweep_every;
     loop {
         loop {
             match lifecycle.store.sweep_expired(Utc::now(), BATCH).await {
                 Ok(report) => {
+                    metrics::counter!("latch_expiry_requests_expired_total")
+                        .increment(report.expired_requests as u64);
+                    metrics::counter!("latch_expiry_requests_timed_out_total")
+                        .increment(report.timed_out_requests as u64);
                     if report.expired_requests + report.timed_out_requests > 0 {
                         tracing::info!(
                             expired = report.expired_requests,
@@ -38,27 +77,28 @@ pub async fn run(lifecycle: Arc<Lifecycle>, shutdown: Arc<Notify>) {
                     }
                 }
                 Err(err) => {
-                    // Fail closed is not possible for expiry: keep trying, loudly.
+                    // Failing closed is not possible for expiry: keep trying, loudly.
+                    metrics::counter!("latch_expiry_sweep_failures_total").increment(1);
                     tracing::error!(error = %err, "expiry sweep failed; retrying");
                     break;
                 }
             }
         }
-        if last_reconcile.is_none_or(|at| at.elapsed() >= settings.reconcile_every) {
-            if let Err(err) = lifecycle.reconcile(Utc::now()).await {
-                tracing::error!(error = %err, "reconcile failed; retrying");
-            }
-            last_reconcile = Some(tokio::time::Instant::now());
-        }
-        tokio::select! {
-            () = shutdown.notified() => return,
-            () = lifecycle.wake.notified() => {}
-            () = tokio::time::sleep(settings.sweep_every) => {}
+        if !pause(every, Some(&lifecycle.wake), &mut shutdown).await {
+            return;
         }
     }
 }
 
-/// How often the loop runs, by default.
-pub const SWEEP_EVERY: Duration = Duration::from_millis(200);
-/// How often the reconciler runs without a change to prompt it, by default.
-pub const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+async fn reconcile_loop(lifecycle: Arc<Lifecycle>, mut shutdown: watch::Receiver<bool>) {
+    let every = lifecycle.settings.reconcile_every;
+    loop {
+        if let Err(err) = lifecycle.reconcile_periodic(Utc::now()).await {
+            metrics::counter!("latch_expiry_sweep_failures_total").increment(1);
+            tracing::error!(error = %err, "reconcile failed; retrying");
+        }
+        if !pause(every, None, &mut shutdown).await {
+            return;
+        }
+    }
+}

@@ -371,6 +371,9 @@ pub trait LifecycleStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<ResourceChanges, StoreError>;
 
+    /// The integrations the inventory has resources of.
+    async fn known_integrations(&self) -> Result<std::collections::BTreeSet<String>, StoreError>;
+
     /// The resources with these ids (those that exist), in no particular order.
     async fn resources_by_id(&self, ids: &[String]) -> Result<Vec<ResourceRecord>, StoreError>;
 
@@ -460,11 +463,13 @@ pub trait LifecycleStore: Send + Sync + 'static {
     /// When the next grant or pending request is due, if any.
     async fn next_expiry(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
-    /// Reads every live grant under the writers' lock, asks `plan` what to change, and applies it.
+    /// Reads every live grant (only automatic ones with `only_automatic`) under the reconciler's
+    /// lock, asks `plan` what to change, and applies it.
     async fn reconcile(
         &self,
         actor: &str,
         now: DateTime<Utc>,
+        only_automatic: bool,
         plan: PlanFn<'_>,
     ) -> Result<ReconcilePlan, StoreError>;
 }

@@ -830,6 +830,15 @@ macro_rules! impl_lifecycle {
                 Ok(changes)
             }
 
+            async fn known_integrations(
+                &self,
+            ) -> Result<std::collections::BTreeSet<String>, $crate::store::StoreError> {
+                let names: Vec<String> = sqlx::query_scalar("SELECT DISTINCT integration FROM resources")
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(names.into_iter().collect())
+            }
+
             async fn resources_by_id(
                 &self,
                 ids: &[String],
@@ -1330,6 +1339,7 @@ macro_rules! impl_lifecycle {
                 &self,
                 actor: &str,
                 now: chrono::DateTime<chrono::Utc>,
+                only_automatic: bool,
                 plan: $crate::store::PlanFn<'_>,
             ) -> Result<$crate::store::ReconcilePlan, $crate::store::StoreError> {
                 let now = $crate::store::stored_time(now);
@@ -1338,9 +1348,13 @@ macro_rules! impl_lifecycle {
                 sqlx::query(concat!("SELECT name FROM leases WHERE name = 'reconcile'", $for_update))
                     .fetch_optional(&mut *tx)
                     .await?;
-                let rows = sqlx::query("SELECT * FROM grants WHERE state IN ('granting', 'active') ORDER BY id")
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let rows = sqlx::query(if only_automatic {
+                    "SELECT * FROM grants WHERE state IN ('granting', 'active') AND request_id IS NULL ORDER BY id"
+                } else {
+                    "SELECT * FROM grants WHERE state IN ('granting', 'active') ORDER BY id"
+                })
+                .fetch_all(&mut *tx)
+                .await?;
                 let live = rows
                     .iter()
                     .map(Self::lc_grant_from_row)
