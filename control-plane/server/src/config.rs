@@ -238,6 +238,8 @@ fn parse_addr(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -288,6 +290,32 @@ mod tests {
         );
         assert!(text.contains(r#"unsupported scheme "mysql""#), "{text}");
         assert!(text.contains(r#"log: "=bad=""#), "{text}");
+    }
+
+    #[test]
+    fn pending_ttl_is_a_positive_duration() {
+        let default = Config::resolve(Flags::default(), FileConfig::default()).expect("valid");
+        assert_eq!(
+            default.lifecycle.pending_ttl,
+            Duration::from_secs(24 * 3600)
+        );
+        let file = FileConfig {
+            pending_ttl: Some("90m".into()),
+            ..FileConfig::default()
+        };
+        let config = Config::resolve(Flags::default(), file).expect("valid");
+        assert_eq!(config.lifecycle.pending_ttl, Duration::from_secs(90 * 60));
+        for bad in ["soon", "0s"] {
+            let flags = Flags {
+                pending_ttl: Some(bad.into()),
+                ..Flags::default()
+            };
+            let err = Config::resolve(flags, FileConfig::default()).expect_err("invalid");
+            assert!(
+                err.to_string().contains(&format!("pending_ttl: {bad:?}")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

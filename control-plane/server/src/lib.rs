@@ -15,5 +15,6 @@ pub mod bootstrap;
 pub mod config;
 pub mod lifecycle;
 pub mod metrics;
+pub mod problems;
 pub mod server;
 pub mod store;

@@ -528,6 +528,56 @@ async fn approvals_are_counted_per_person_and_bound_to_the_request(db: TestDb) {
     );
 }
 
+async fn approvals_need_the_flow_the_request_was_decided_by(db: TestDb) {
+    let w = world(db).await;
+    let now = Utc::now();
+    let id = w
+        .lifecycle
+        .create(
+            &user("alice@example.com"),
+            ask(PROD, "ReadOnlyAccess", None),
+            now,
+        )
+        .await
+        .expect("create")
+        .view
+        .request
+        .id;
+    // The flow changes while the request waits.
+    apply_flows(
+        w.store.as_ref(),
+        &FLOWS.replace(
+            "duration: { default: 1h, max: 4h }\napproval:\n  mode: all_of",
+            "duration: { default: 1h, max: 2h }\napproval:\n  mode: all_of",
+        ),
+    )
+    .await;
+    assert_eq!(
+        w.store
+            .get_flow("prod-readonly", None)
+            .await
+            .expect("get")
+            .expect("flow")
+            .version,
+        2
+    );
+    let stale = refusal(
+        w.lifecycle
+            .approve(&user("mallory@example.com"), &id, "", now)
+            .await,
+    );
+    assert!(
+        matches!(stale, Refusal::FailedPrecondition(ref m) if m.contains("changed after")),
+        "{stale:?}"
+    );
+    let view = request(&w, &id).await;
+    assert!(
+        view.approvals.is_empty(),
+        "a refused approval is not recorded"
+    );
+    assert_eq!(view.request.state, RequestState::Pending);
+}
+
 async fn denial_needs_a_reason_and_an_approver(db: TestDb) {
     let w = world(db).await;
     let now = Utc::now();
@@ -1327,6 +1377,7 @@ contract!(
     granted_requests_wait_in_the_outbox_and_the_clock_starts_when_active,
     expiry_revokes_ahead_of_grants_and_ends_the_request,
     approvals_are_counted_per_person_and_bound_to_the_request,
+    approvals_need_the_flow_the_request_was_decided_by,
     denial_needs_a_reason_and_an_approver,
     refused_and_invalid_requests,
     cancel_and_revoke_rules,

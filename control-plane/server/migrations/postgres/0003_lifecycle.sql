@@ -38,9 +38,8 @@ CREATE INDEX access_requests_by_requester ON access_requests (requester, id);
 CREATE INDEX access_requests_by_state ON access_requests (state, id);
 -- The expiry sweeper's indexes: what is due is found by time in the database, never by a timer
 -- that exists only in memory.
-CREATE INDEX access_requests_expiry ON access_requests (expires_at) WHERE state = 'active';
-CREATE INDEX access_requests_pending_expiry ON access_requests (pending_expires_at)
-    WHERE state = 'pending';
+CREATE INDEX access_requests_expiry ON access_requests (state, expires_at);
+CREATE INDEX access_requests_pending_expiry ON access_requests (state, pending_expires_at);
 
 -- Approvals and denials, one per approver per request, bound to the digest they were given for.
 CREATE TABLE approvals (
@@ -76,8 +75,7 @@ CREATE TABLE grants (
     end_reason    TEXT
 );
 CREATE INDEX grants_by_holding ON grants (identity, resource_id, permission);
-CREATE INDEX grants_by_request ON grants (request_id);
-CREATE INDEX grants_live ON grants (state, id);
+CREATE INDEX grants_by_request ON grants (request_id, state);
 
 -- The outbox: commands for connectors, written in the transaction that caused them. Revokes have
 -- priority 0 and go ahead of grants (priority 1).

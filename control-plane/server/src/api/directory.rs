@@ -12,7 +12,7 @@ use crate::store::{Store, StoreError, StoredDirectory};
 
 use super::auth_layer::{admin, caller};
 use super::page;
-use super::status::invalid_field;
+use super::status::{invalid_document, invalid_field};
 
 /// The directory service over a store.
 pub struct DirectoryApi {
@@ -69,14 +69,8 @@ impl DirectoryService for DirectoryApi {
         request: Request<pb::ApplyDirectoryRequest>,
     ) -> Result<Response<pb::ApplyDirectoryResponse>, Status> {
         let caller = admin(&request)?;
-        let new = parse_directory_yaml(&request.into_inner().yaml).map_err(|problems| {
-            Status::invalid_argument(format!(
-                "{} problem{} found; nothing was stored:\n{}",
-                problems.len(),
-                if problems.len() == 1 { "" } else { "s" },
-                problems.join("\n")
-            ))
-        })?;
+        let new = parse_directory_yaml(&request.into_inner().yaml)
+            .map_err(|problems| invalid_document(&problems))?;
         let (old, old_digest) = load(self.store.as_ref()).await?;
         let changes = diff(&old, &new);
         let digest = new.digest();

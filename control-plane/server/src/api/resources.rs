@@ -11,7 +11,7 @@ use crate::lifecycle::{Lifecycle, STATIC_SOURCE};
 use crate::store::ResourceRecord;
 
 use super::auth_layer::{admin, caller};
-use super::status::invalid_field;
+use super::status::{invalid_document, invalid_field};
 use super::{convert, page};
 
 /// The resource service over the lifecycle (a change of the inventory re-checks live grants).
@@ -32,14 +32,8 @@ impl ResourceService for ResourceApi {
         request: Request<pb::ApplyResourcesRequest>,
     ) -> Result<Response<pb::ApplyResourcesResponse>, Status> {
         let caller = admin(&request)?;
-        let parsed = parse_inventory_yaml(&request.into_inner().yaml).map_err(|problems| {
-            Status::invalid_argument(format!(
-                "{} problem{} found; nothing was stored:\n{}",
-                problems.len(),
-                if problems.len() == 1 { "" } else { "s" },
-                problems.join("\n")
-            ))
-        })?;
+        let parsed = parse_inventory_yaml(&request.into_inner().yaml)
+            .map_err(|problems| invalid_document(&problems))?;
         let now = chrono::Utc::now();
         let records: Vec<ResourceRecord> = parsed
             .into_iter()

@@ -40,16 +40,8 @@ impl From<Refusal> for Status {
 /// INVALID_ARGUMENT listing every problem, one per line, with each also as a field violation.
 pub fn invalid_flows(problems: &[Problem]) -> Status {
     let errors: Vec<&Problem> = problems.iter().filter(|p| p.is_error()).collect();
-    let message = format!(
-        "{} problem{} found; nothing was stored:\n{}",
-        errors.len(),
-        if errors.len() == 1 { "" } else { "s" },
-        errors
-            .iter()
-            .map(|p| p.with_flow().to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    let lines: Vec<String> = errors.iter().map(|p| p.with_flow().to_string()).collect();
+    let message = crate::problems::summary(&lines);
     let violations = errors
         .iter()
         .map(|p| FieldViolation::new(field_of(p), p.message.clone()))
@@ -68,6 +60,11 @@ fn field_of(problem: &Problem) -> String {
     } else {
         format!("flows[{}].{}", problem.flow_index, problem.path)
     }
+}
+
+/// INVALID_ARGUMENT for a refused document (directory, inventory), listing every problem.
+pub fn invalid_document(problems: &[String]) -> Status {
+    Status::invalid_argument(crate::problems::summary(problems))
 }
 
 /// INVALID_ARGUMENT naming a request field and its value.

@@ -105,13 +105,22 @@ fn check_items(ask: &Ask, found: &[ResourceRecord]) -> Result<Vec<RequestItem>, 
     if problems.is_empty() {
         Ok(items)
     } else {
-        Err(invalid(format!(
-            "{} problem{} found; nothing was stored:\n{}",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" },
-            problems.join("\n")
-        )))
+        Err(invalid(crate::problems::summary(&problems)))
     }
+}
+
+/// The items as the engine sees them, with their resources.
+fn access_items(items: &[RequestItem], resources: &[ResourceRecord]) -> Vec<AccessItem> {
+    items
+        .iter()
+        .filter_map(|item| {
+            let resource = resources.iter().find(|r| r.id == item.resource_id)?;
+            Some(AccessItem {
+                resource: resource.to_engine(),
+                permission: item.permission.clone(),
+            })
+        })
+        .collect()
 }
 
 /// One grant per decided item.
@@ -222,16 +231,7 @@ impl Lifecycle {
         let justification = ask.justification.trim();
         let decision = context.engine.decide(&DecisionRequest {
             requester: context.requester(&actor.email, at),
-            items: items
-                .iter()
-                .filter_map(|item| {
-                    let resource = resources.iter().find(|r| r.id == item.resource_id)?;
-                    Some(AccessItem {
-                        resource: resource.to_engine(),
-                        permission: item.permission.clone(),
-                    })
-                })
-                .collect(),
+            items: access_items(items, resources),
             duration: ask.duration,
             justification: (!justification.is_empty()).then(|| justification.to_owned()),
             now: at,
@@ -497,17 +497,7 @@ impl Lifecycle {
         let at = to_jiff(now);
         let decision = context.engine.decide(&DecisionRequest {
             requester: context.requester(&actor.email, at),
-            items: request
-                .items
-                .iter()
-                .filter_map(|item| {
-                    let resource = resources.iter().find(|r| r.id == item.resource_id)?;
-                    Some(AccessItem {
-                        resource: resource.to_engine(),
-                        permission: item.permission.clone(),
-                    })
-                })
-                .collect(),
+            items: access_items(&request.items, &resources),
             duration: Some(total),
             justification: Some(justification.trim())
                 .filter(|j| !j.is_empty())

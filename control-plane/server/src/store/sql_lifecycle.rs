@@ -291,9 +291,13 @@ macro_rules! impl_lifecycle {
                     let values: Vec<String> = (0..chunk.len())
                         .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
                         .collect();
+                    // Driven from the list (VALUES columns are `column1..3` on both backends), so
+                    // each entry is one lookup in the holdings index.
                     let sql = format!(
-                        "SELECT identity, resource_id, permission FROM grants WHERE state = 'active' \
-                         AND (identity, resource_id, permission) IN (VALUES {})",
+                        "SELECT g.identity AS identity, g.resource_id AS resource_id, g.permission AS permission \
+                         FROM (VALUES {}) AS wanted JOIN grants g ON g.identity = wanted.column1 \
+                         AND g.resource_id = wanted.column2 AND g.permission = wanted.column3 \
+                         WHERE g.state = 'active'",
                         values.join(", ")
                     );
                     // Only numbered placeholders are formatted in; every value is bound.
@@ -365,6 +369,35 @@ macro_rules! impl_lifecycle {
                     Self::lc_insert_command(tx, id, grant, "grant", 1, now).await?;
                 }
                 Ok(())
+            }
+
+            /// The first of `flows` whose version is no longer current (changed or deleted), if any.
+            /// A shared row lock keeps the others current until the transaction ends.
+            async fn lc_stale_flow(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                flows: &[latch_core::decide::FlowRef],
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                use sqlx::Row;
+                for flow in flows {
+                    let head = sqlx::query(concat!(
+                        "SELECT current_version, deleted_at IS NOT NULL AS deleted \
+                         FROM access_flow_heads WHERE name = $1",
+                        $for_share
+                    ))
+                    .bind(&flow.name)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    let current = match &head {
+                        Some(row) if !row.try_get::<bool, _>("deleted")? => {
+                            row.try_get::<i64, _>("current_version")? == i64::from(flow.version)
+                        }
+                        _ => false,
+                    };
+                    if !current {
+                        return Ok(Some(flow.name.clone()));
+                    }
+                }
+                Ok(None)
             }
 
             /// The one active request through which the requester holds every one of `grants`,
@@ -687,6 +720,20 @@ macro_rules! impl_lifecycle {
                                 format!("request {} is {}, not pending: it is already decided", request.id, request.state),
                             )));
                         }
+                        // Approvals approve the request under the flows it was decided by; if one of
+                        // them changed or was deleted since, the decision no longer holds.
+                        let mut flows: Vec<latch_core::decide::FlowRef> = grants.iter().map(|g| g.flow.clone()).collect();
+                        flows.sort();
+                        flows.dedup();
+                        if let Some(stale) = Self::lc_stale_flow(tx, &flows).await? {
+                            return Err($crate::store::StoreError::Refused($crate::store::Refusal::FailedPrecondition(
+                                format!(
+                                    "flow {:?} changed after request {} was made, so it can no longer be approved; \
+                                     ask again to have it decided under the current flow",
+                                    stale, request.id
+                                ),
+                            )));
+                        }
                         Self::lc_insert_approval(tx, &approval).await?;
                         audit.push($crate::store::NewAuditEvent {
                             at: now,
@@ -902,7 +949,6 @@ macro_rules! impl_lifecycle {
                 batch: &[$crate::store::NewRequest],
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<Vec<Result<$crate::store::CreatedRequest, $crate::store::StoreError>>, $crate::store::StoreError> {
-                use sqlx::Row;
                 use latch_core::request::{Event, RequestState};
                 use $crate::store::rows;
                 let now = $crate::store::stored_time(now);
@@ -912,24 +958,10 @@ macro_rules! impl_lifecycle {
                 let mut current: std::collections::HashMap<(String, u32), bool> = std::collections::HashMap::new();
                 for flow in batch.iter().flat_map(|new| new.flows.iter()) {
                     let key = (flow.name.clone(), flow.version);
-                    if current.contains_key(&key) {
-                        continue;
+                    if !current.contains_key(&key) {
+                        let stale = Self::lc_stale_flow(&mut tx, std::slice::from_ref(flow)).await?;
+                        current.insert(key, stale.is_none());
                     }
-                    let head = sqlx::query(concat!(
-                        "SELECT current_version, deleted_at IS NOT NULL AS deleted \
-                         FROM access_flow_heads WHERE name = $1",
-                        $for_share
-                    ))
-                    .bind(&flow.name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let ok = match &head {
-                        Some(row) if !row.try_get::<bool, _>("deleted")? => {
-                            row.try_get::<i64, _>("current_version")? == i64::from(flow.version)
-                        }
-                        _ => false,
-                    };
-                    current.insert(key, ok);
                 }
                 // Which of the access asked for is already held: one query for the whole batch.
                 let wanted: Vec<(&str, &str, &str)> = batch

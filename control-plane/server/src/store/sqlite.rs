@@ -34,11 +34,7 @@ impl SqliteStore {
             // FULL makes every commit survive power loss, which an access log must.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            // A larger page cache per connection (32 MiB) and memory-mapped reads keep the hot
-            // indexes in memory instead of re-reading them with a system call each time.
-            .pragma("cache_size", "-32768")
-            .pragma("mmap_size", "268435456");
+            .busy_timeout(Duration::from_secs(10));
         Self::connect_with(options).await
     }
 
