@@ -540,7 +540,12 @@ pub async fn expiry(
                 )
             })
             .collect();
+        let rescheduling = Instant::now();
         reschedule(&raw, &plan).await?;
+        eprintln!(
+            "spread: expiries set in {:.1} s",
+            rescheduling.elapsed().as_secs_f64()
+        );
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let sweeping = tokio::spawn(sweeper::run(lifecycle.clone(), stopped));
         eprintln!("spread: {spread} requests expiring over {window:?}; waiting");

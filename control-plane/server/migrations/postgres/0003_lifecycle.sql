@@ -93,6 +93,7 @@ CREATE TABLE commands (
     result       TEXT
 );
 CREATE INDEX commands_open ON commands (priority, seq) WHERE completed_at IS NULL;
+CREATE INDEX commands_by_grant ON commands (grant_id);
 
 -- Named locks for work one server at a time does (the reconciler), taken with a row lock.
 CREATE TABLE leases (
