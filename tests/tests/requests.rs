@@ -522,3 +522,87 @@ fn two_servers_on_postgres_expire_each_request_once() {
     // Both servers were sweeping (each logs what it swept); together exactly once each.
     success(&first.cli(Some(&admin), &["audit", "verify"]));
 }
+
+#[test]
+fn automatic_flows_follow_directory_applies() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&dir.path().join("data"), None);
+    let admin = server.admin_token();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    let flows = write(
+        "auto.yaml",
+        r#"
+name: oncall-db-write
+kind: automatic
+requesters: { any_of: [{ on_call: pagerduty/primary-sre }] }
+targets:
+  - integration: pg-main
+    resource_types: [postgres.database]
+    permissions: [write]
+"#,
+    );
+    let on_shift = |who: &str| {
+        format!(
+            "users:\n  - {{ email: {who}, groups: [sre] }}\non_call:\n  - schedule: pagerduty/primary-sre\n    shifts:\n      - {{ user: {who}, from: \"2020-01-01T00:00:00Z\", to: \"2040-01-01T00:00:00Z\" }}\n"
+        )
+    };
+    success(&server.cli(
+        Some(&admin),
+        &["resources", "apply", "-f", &write("r.yaml", RESOURCES)],
+    ));
+    success(&server.cli(
+        Some(&admin),
+        &[
+            "directory",
+            "apply",
+            "-f",
+            &write("carol.yaml", &on_shift("carol@example.com")),
+        ],
+    ));
+    success(&server.cli(Some(&admin), &["flows", "apply", "-f", &flows]));
+    let grants = |server: &Server| {
+        json(&success(
+            &server.cli(Some(&admin), &["-o", "json", "grants", "list"]),
+        ))
+    };
+    // Applying the flow granted carol write on the database, waiting for a connector.
+    let first = grants(&server);
+    assert_eq!(first.as_array().map(Vec::len), Some(1), "{first}");
+    assert_eq!(first[0]["identity"], "carol@example.com");
+    assert_eq!(first[0]["state"], "granting");
+
+    // The shift passes to dave: dave gains it, carol's grant is revoked.
+    success(&server.cli(
+        Some(&admin),
+        &[
+            "directory",
+            "apply",
+            "-f",
+            &write("dave.yaml", &on_shift("dave@example.com")),
+        ],
+    ));
+    let after = grants(&server);
+    let states: Vec<(String, String)> = after
+        .as_array()
+        .expect("grants")
+        .iter()
+        .map(|g| {
+            (
+                g["identity"].as_str().unwrap_or_default().to_string(),
+                g["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        states.contains(&("dave@example.com".into(), "granting".into())),
+        "{after}"
+    );
+    assert!(
+        states.contains(&("carol@example.com".into(), "revoking".into())),
+        "{after}"
+    );
+}

@@ -134,6 +134,32 @@ macro_rules! impl_lifecycle {
                 row.as_ref().map(Self::lc_request_from_row).transpose()
             }
 
+            /// These requests (those that exist), locked for the rest of the transaction, in the
+            /// order of `ids`.
+            async fn lc_requests_by_id(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                ids: &[String],
+            ) -> Result<Vec<$crate::store::RequestRecord>, $crate::store::StoreError> {
+                let mut found = std::collections::HashMap::new();
+                for chunk in ids.chunks(500) {
+                    let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+                    let sql = format!(
+                        concat!("SELECT * FROM access_requests WHERE id IN ({})", $for_update),
+                        placeholders.join(", ")
+                    );
+                    // Only numbered placeholders are formatted in; every id is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        query = query.bind(id.clone());
+                    }
+                    for row in query.fetch_all(&mut **tx).await? {
+                        let request = Self::lc_request_from_row(&row)?;
+                        found.insert(request.id.clone(), request);
+                    }
+                }
+                Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+            }
+
             /// A request's grants, locked for the rest of the transaction.
             async fn lc_request_grants(
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -529,76 +555,266 @@ macro_rules! impl_lifecycle {
                 Ok(())
             }
 
-            /// Takes one grant away. Sends a revoke command unless another live grant still holds the
-            /// same access, in which case the grant ends at once. `reason` `None` means expiry.
-            async fn lc_revoke_grant(
+            /// Runs `template` (with `{ids}` where the id list goes) for `ids`, many per statement.
+            /// `params` are bound first, as `$1..$k`; the ids follow.
+            async fn lc_execute_for_ids(
                 tx: &mut sqlx::Transaction<'static, $db>,
-                grant: &$crate::store::GrantRecord,
-                reason: Option<&str>,
+                template: &str,
+                params: &[$crate::store::rows::SqlValue],
+                ids: &[String],
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::rows::SqlValue;
+                for chunk in ids.chunks(500) {
+                    let placeholders: Vec<String> =
+                        (1..=chunk.len()).map(|n| format!("${}", params.len() + n)).collect();
+                    let sql = template.replace("{ids}", &placeholders.join(", "));
+                    // Only numbered placeholders are formatted in; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for value in params {
+                        query = match value {
+                            SqlValue::Text(v) => query.bind(v.clone()),
+                            SqlValue::OptText(v) => query.bind(v.clone()),
+                            SqlValue::Int(v) => query.bind(*v),
+                            SqlValue::OptInt(v) => query.bind(*v),
+                            SqlValue::Time(v) => query.bind(*v),
+                            SqlValue::OptTime(v) => query.bind(*v),
+                        };
+                    }
+                    for id in chunk {
+                        query = query.bind(id.clone());
+                    }
+                    query.execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Of these (identity, resource, permission), the ones some live grant other than
+            /// `except` holds.
+            async fn lc_held_elsewhere(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                wanted: &[(&str, &str, &str)],
+                except: &std::collections::HashSet<&str>,
+            ) -> Result<std::collections::HashSet<(String, String, String)>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let mut held = std::collections::HashSet::new();
+                for chunk in wanted.chunks(300) {
+                    let values: Vec<String> = (0..chunk.len())
+                        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                        .collect();
+                    let sql = format!(
+                        "SELECT g.id AS id, g.identity AS identity, g.resource_id AS resource_id, \
+                         g.permission AS permission FROM (VALUES {}) AS wanted JOIN grants g \
+                         ON g.identity = wanted.column1 AND g.resource_id = wanted.column2 \
+                         AND g.permission = wanted.column3 WHERE g.state IN ('granting', 'active')",
+                        values.join(", ")
+                    );
+                    // Only numbered placeholders are formatted in; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (identity, resource_id, permission) in chunk {
+                        query = query.bind(*identity).bind(*resource_id).bind(*permission);
+                    }
+                    for row in query.fetch_all(&mut **tx).await? {
+                        let id: String = row.try_get("id")?;
+                        if !except.contains(id.as_str()) {
+                            held.insert((row.try_get("identity")?, row.try_get("resource_id")?, row.try_get("permission")?));
+                        }
+                    }
+                }
+                Ok(held)
+            }
+
+            /// Takes grants away together, each with its reason (`None` means expiry). One revoke
+            /// command goes out per (person, resource, permission) that no other live grant still
+            /// holds; the other grants end at once. Returns the ids of the grants now revoking.
+            async fn lc_revoke_grants(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                grants: &[($crate::store::GrantRecord, Option<String>)],
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                audit: &mut Vec<$crate::store::NewAuditEvent>,
+            ) -> Result<std::collections::HashSet<String>, $crate::store::StoreError> {
+                use $crate::store::rows::{self, SqlValue};
+                let live: Vec<&($crate::store::GrantRecord, Option<String>)> =
+                    grants.iter().filter(|(g, _)| g.state.is_live()).collect();
+                let mut revoking = std::collections::HashSet::new();
+                if live.is_empty() {
+                    return Ok(revoking);
+                }
+                let ids: std::collections::HashSet<&str> = live.iter().map(|(g, _)| g.id.as_str()).collect();
+                let wanted: Vec<(&str, &str, &str)> = live
+                    .iter()
+                    .map(|(g, _)| (g.identity.as_str(), g.resource_id.as_str(), g.permission.as_str()))
+                    .collect();
+                let elsewhere = Self::lc_held_elsewhere(tx, &wanted, &ids).await?;
+                // (state, reason) → grant ids, so each group is one statement.
+                let mut groups: std::collections::BTreeMap<(&'static str, Option<String>), Vec<String>> =
+                    std::collections::BTreeMap::new();
+                let mut commands = Vec::new();
+                let mut seen = std::collections::HashSet::new();
+                for (grant, reason) in &live {
+                    let key = (grant.identity.clone(), grant.resource_id.clone(), grant.permission.clone());
+                    // Held by a grant outside the set, or by one earlier in it: no revoke yet.
+                    let still_held = elsewhere.contains(&key) || !seen.insert(key);
+                    let state = match (still_held, reason) {
+                        (false, _) => "revoking",
+                        (true, None) => "expired",
+                        (true, Some(_)) => "revoked",
+                    };
+                    groups.entry((state, reason.clone())).or_default().push(grant.id.clone());
+                    if !still_held {
+                        revoking.insert(grant.id.clone());
+                        let new = $crate::store::NewGrant {
+                            identity: grant.identity.clone(),
+                            integration: grant.integration.clone(),
+                            resource_id: grant.resource_id.clone(),
+                            resource_type: grant.resource_type.clone(),
+                            permission: grant.permission.clone(),
+                            flow: grant.flow.clone(),
+                            duration_secs: grant.duration_secs,
+                        };
+                        commands.push(rows::command_row(&grant.id, &new, "revoke", grant.generation + 1, now));
+                    }
+                    audit.push($crate::store::NewAuditEvent {
+                        at: now,
+                        actor: actor.to_string(),
+                        action: if still_held { "grant.ended" } else { "grant.revoking" },
+                        subject: grant.request_id.clone().unwrap_or_else(|| grant.id.clone()),
+                        details: serde_json::json!({
+                            "grant_id": grant.id,
+                            "identity": grant.identity,
+                            "resource_id": grant.resource_id,
+                            "permission": grant.permission,
+                            "flow": grant.flow,
+                            "reason": reason.as_deref().unwrap_or("expired"),
+                            "still_held_by_another_grant": still_held,
+                        }),
+                    });
+                }
+                for ((state, reason), group) in &groups {
+                    Self::lc_execute_for_ids(
+                        tx,
+                        "UPDATE grants SET state = $1, desired = 'absent', generation = generation + 1, \
+                         end_reason = $2, updated_at = $3 WHERE id IN ({ids})",
+                        &[SqlValue::Text(state.to_string()), SqlValue::OptText(reason.clone()), SqlValue::Time(now)],
+                        group,
+                    )
+                    .await?;
+                }
+                // Grant commands still waiting are stale now; the revokes supersede them. (Before
+                // the revokes are written, which must not be superseded.)
+                let all: Vec<String> = live.iter().map(|(g, _)| g.id.clone()).collect();
+                Self::lc_execute_for_ids(
+                    tx,
+                    "UPDATE commands SET completed_at = $1, result = 'superseded' \
+                     WHERE completed_at IS NULL AND grant_id IN ({ids})",
+                    &[SqlValue::Time(now)],
+                    &all,
+                )
+                .await?;
+                Self::lc_insert_rows(tx, &rows::COMMANDS, commands).await?;
+                Ok(revoking)
+            }
+
+            /// Ends requests' access together, each with its reason (`None`: expiry): revoking,
+            /// their live grants revoked, and finished at once where no revoke command was needed.
+            async fn lc_end_requests(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                requests: &mut [($crate::store::RequestRecord, Option<String>)],
                 actor: &str,
                 now: chrono::DateTime<chrono::Utc>,
                 audit: &mut Vec<$crate::store::NewAuditEvent>,
             ) -> Result<(), $crate::store::StoreError> {
-                if !grant.state.is_live() {
+                use $crate::store::GrantState;
+                use latch_core::request::Event;
+                if requests.is_empty() {
                     return Ok(());
                 }
-                let generation = grant.generation + 1;
-                let (others, _) =
-                    Self::lc_holders(tx, &grant.identity, &grant.resource_id, &grant.permission, &grant.id).await?;
-                let ended = if reason.is_none() { "expired" } else { "revoked" };
-                let state = if others > 0 { ended } else { "revoking" };
-                sqlx::query(
-                    "UPDATE grants SET state = $2, desired = 'absent', generation = $3, end_reason = $4, \
-                     updated_at = $5 WHERE id = $1",
-                )
-                .bind(&grant.id)
-                .bind(state)
-                .bind(generation)
-                .bind(reason)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-                // A grant command still waiting is stale now; the revoke supersedes it.
-                sqlx::query(
-                    "UPDATE commands SET completed_at = $2, result = 'superseded' \
-                     WHERE grant_id = $1 AND completed_at IS NULL",
-                )
-                .bind(&grant.id)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-                if others == 0 {
-                    let new = $crate::store::NewGrant {
-                        identity: grant.identity.clone(),
-                        integration: grant.integration.clone(),
-                        resource_id: grant.resource_id.clone(),
-                        resource_type: grant.resource_type.clone(),
-                        permission: grant.permission.clone(),
-                        flow: grant.flow.clone(),
-                        duration_secs: grant.duration_secs,
-                    };
-                    Self::lc_insert_command(tx, &grant.id, &new, "revoke", generation, now).await?;
+                for (request, reason) in requests.iter_mut() {
+                    let event = if reason.is_none() { Event::ExpiryReached } else { Event::Revoke };
+                    if reason.is_some() {
+                        request.end_reason = reason.clone();
+                    }
+                    let details = serde_json::json!({ "reason": reason.as_deref().unwrap_or("expired") });
+                    Self::lc_transition(request, event, actor, now, details, audit)?;
                 }
-                audit.push($crate::store::NewAuditEvent {
-                    at: now,
-                    actor: actor.to_string(),
-                    action: if others > 0 { "grant.ended" } else { "grant.revoking" },
-                    subject: grant.request_id.clone().unwrap_or_else(|| grant.id.clone()),
-                    details: serde_json::json!({
-                        "grant_id": grant.id,
-                        "identity": grant.identity,
-                        "resource_id": grant.resource_id,
-                        "permission": grant.permission,
-                        "flow": grant.flow,
-                        "reason": reason.unwrap_or("expired"),
-                        "still_held_by_another_grant": others > 0,
-                    }),
-                });
+                let ids: Vec<String> = requests.iter().map(|(r, _)| r.id.clone()).collect();
+                let grants = Self::lc_grants_of_requests(tx, &ids).await?;
+                let reason_of: std::collections::HashMap<&str, &Option<String>> =
+                    requests.iter().map(|(r, reason)| (r.id.as_str(), reason)).collect();
+                let items: Vec<($crate::store::GrantRecord, Option<String>)> = grants
+                    .iter()
+                    .map(|g| {
+                        let reason = g.request_id.as_deref().and_then(|id| reason_of.get(id)).and_then(|r| (*r).clone());
+                        (g.clone(), reason)
+                    })
+                    .collect();
+                let revoking = Self::lc_revoke_grants(tx, &items, actor, now, audit).await?;
+                for (request, _) in requests.iter_mut() {
+                    // Done when none of its grants waits for a revoke.
+                    let waiting = grants.iter().filter(|g| g.request_id.as_deref() == Some(request.id.as_str())).any(|g| {
+                        if g.state.is_live() { revoking.contains(&g.id) } else { g.state == GrantState::Revoking }
+                    });
+                    if !waiting {
+                        let event = if request.end_reason.is_none() { Event::RevokedOnExpiry } else { Event::RevokedEarly };
+                        Self::lc_transition(request, event, actor, now, serde_json::json!({}), audit)?;
+                    }
+                }
+                Self::lc_save_ended(tx, requests.iter().map(|(r, _)| r), now).await
+            }
+
+            /// Every grant of these requests, locked.
+            async fn lc_grants_of_requests(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                ids: &[String],
+            ) -> Result<Vec<$crate::store::GrantRecord>, $crate::store::StoreError> {
+                let mut out = Vec::new();
+                for chunk in ids.chunks(500) {
+                    let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+                    let sql = format!(
+                        concat!("SELECT * FROM grants WHERE request_id IN ({}) ORDER BY id", $for_update),
+                        placeholders.join(", ")
+                    );
+                    // Only numbered placeholders are formatted in; every id is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        query = query.bind(id.clone());
+                    }
+                    for row in query.fetch_all(&mut **tx).await? {
+                        out.push(Self::lc_grant_from_row(&row)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            /// Writes back the state and end reason of requests whose access ended or is ending,
+            /// one statement per (state, reason).
+            async fn lc_save_ended<'r>(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                requests: impl Iterator<Item = &'r $crate::store::RequestRecord>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::rows::SqlValue;
+                let mut groups: std::collections::BTreeMap<(&'static str, Option<String>), Vec<String>> =
+                    std::collections::BTreeMap::new();
+                for request in requests {
+                    groups
+                        .entry((request.state.as_str(), request.end_reason.clone()))
+                        .or_default()
+                        .push(request.id.clone());
+                }
+                for ((state, reason), ids) in &groups {
+                    Self::lc_execute_for_ids(
+                        tx,
+                        "UPDATE access_requests SET state = $1, end_reason = $2, updated_at = $3 WHERE id IN ({ids})",
+                        &[SqlValue::Text(state.to_string()), SqlValue::OptText(reason.clone()), SqlValue::Time(now)],
+                        ids,
+                    )
+                    .await?;
+                }
                 Ok(())
             }
 
-            /// Ends a request's access: revoking, then each live grant revoked; finished at once if
-            /// no revoke command was needed.
+            /// Ends one request's access (see `lc_end_requests`).
             async fn lc_end_request(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 request: &mut $crate::store::RequestRecord,
@@ -607,25 +823,11 @@ macro_rules! impl_lifecycle {
                 now: chrono::DateTime<chrono::Utc>,
                 audit: &mut Vec<$crate::store::NewAuditEvent>,
             ) -> Result<(), $crate::store::StoreError> {
-                let event = match reason {
-                    None => latch_core::request::Event::ExpiryReached,
-                    Some(_) => latch_core::request::Event::Revoke,
-                };
-                if reason.is_some() {
-                    request.end_reason = reason.map(str::to_string);
-                }
-                Self::lc_transition(
-                    request,
-                    event,
-                    actor,
-                    now,
-                    serde_json::json!({ "reason": reason.unwrap_or("expired") }),
-                    audit,
-                )?;
-                for grant in Self::lc_request_grants(tx, &request.id).await? {
-                    Self::lc_revoke_grant(tx, &grant, reason, actor, now, audit).await?;
-                }
-                Self::lc_settle(tx, request, actor, now, audit).await
+                let mut one = [(request.clone(), reason.map(str::to_string))];
+                Self::lc_end_requests(tx, &mut one, actor, now, audit).await?;
+                let [(ended, _)] = one;
+                *request = ended;
+                Ok(())
             }
 
             /// Moves a request on from what its grants say: granting → active when every grant is
@@ -651,10 +853,9 @@ macro_rules! impl_lifecycle {
                                 serde_json::json!({ "reason": why, "grant_id": failed.id }), audit,
                             )?;
                             // Nothing may stay applied of a failed request.
-                            let reason = format!("request failed: {why}");
-                            for grant in grants.iter().filter(|g| g.state.is_live()) {
-                                Self::lc_revoke_grant(tx, grant, Some(&reason), actor, now, audit).await?;
-                            }
+                            let reason = Some(format!("request failed: {why}"));
+                            let items: Vec<_> = grants.iter().map(|g| (g.clone(), reason.clone())).collect();
+                            Self::lc_revoke_grants(tx, &items, actor, now, audit).await?;
                         } else if grants.iter().all(|g| g.state == GrantState::Active) {
                             Self::lc_activate(tx, request, actor, now, audit).await?;
                         }
@@ -1301,18 +1502,17 @@ macro_rules! impl_lifecycle {
                 .fetch_all(&mut *tx)
                 .await?;
                 let mut audit = Vec::new();
-                for row in &due {
-                    let id: String = row.try_get("id")?;
-                    // Re-read under the lock: another server may have just handled it.
-                    let Some(mut request) = Self::lc_lock_request(&mut tx, &id).await? else { continue };
-                    let still_due = request.state == latch_core::request::RequestState::Active
-                        && request.expires_at.is_some_and(|at| at <= now);
-                    if !still_due {
-                        continue;
-                    }
-                    Self::lc_end_request(&mut tx, &mut request, None, "latch", now, &mut audit).await?;
-                    report.expired_requests += 1;
-                }
+                // Re-read under the lock (taken by the query above on PostgreSQL): another server
+                // may have just handled one.
+                let ids: Vec<String> = due.iter().map(|row| row.try_get("id")).collect::<Result<_, _>>()?;
+                let mut ending: Vec<($crate::store::RequestRecord, Option<String>)> = Self::lc_requests_by_id(&mut tx, &ids)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.state == latch_core::request::RequestState::Active && r.expires_at.is_some_and(|at| at <= now))
+                    .map(|r| (r, None))
+                    .collect();
+                report.expired_requests = ending.len();
+                Self::lc_end_requests(&mut tx, &mut ending, "latch", now, &mut audit).await?;
                 let pending = sqlx::query(concat!(
                     "SELECT id FROM access_requests WHERE state = 'pending' AND pending_expires_at <= $1 \
                      ORDER BY pending_expires_at LIMIT $2",
@@ -1322,9 +1522,9 @@ macro_rules! impl_lifecycle {
                 .bind(i64::from(limit))
                 .fetch_all(&mut *tx)
                 .await?;
-                for row in &pending {
-                    let id: String = row.try_get("id")?;
-                    let Some(mut request) = Self::lc_lock_request(&mut tx, &id).await? else { continue };
+                let ids: Vec<String> = pending.iter().map(|row| row.try_get("id")).collect::<Result<_, _>>()?;
+                let mut timed_out = Vec::new();
+                for mut request in Self::lc_requests_by_id(&mut tx, &ids).await? {
                     if request.state != latch_core::request::RequestState::Pending {
                         continue;
                     }
@@ -1338,9 +1538,10 @@ macro_rules! impl_lifecycle {
                         details,
                         &mut audit,
                     )?;
-                    Self::lc_save_request(&mut tx, &request).await?;
-                    report.timed_out_requests += 1;
+                    timed_out.push(request);
                 }
+                report.timed_out_requests = timed_out.len();
+                Self::lc_save_ended(&mut tx, timed_out.iter(), now).await?;
                 Self::append_audits(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(report)
@@ -1395,26 +1596,35 @@ macro_rules! impl_lifecycle {
                 let mut audit = Vec::new();
                 let by_id: std::collections::HashMap<&str, &$crate::store::GrantRecord> =
                     live.iter().map(|g| (g.id.as_str(), g)).collect();
-                let mut ended_requests = std::collections::BTreeSet::new();
+                // A request's access ends as a whole, with the first reason found for it.
+                let mut request_reasons: Vec<(String, String)> = Vec::new();
+                let mut automatic = Vec::new();
                 for (grant_id, reason) in &wanted.revoke {
                     let Some(grant) = by_id.get(grant_id.as_str()) else { continue };
                     match &grant.request_id {
                         Some(request_id) => {
-                            // A request's access ends as a whole.
-                            if !ended_requests.insert(request_id.clone()) {
-                                continue;
-                            }
-                            let Some(mut request) = Self::lc_lock_request(&mut tx, request_id).await? else { continue };
-                            if matches!(
-                                request.state,
-                                latch_core::request::RequestState::Granting | latch_core::request::RequestState::Active
-                            ) {
-                                Self::lc_end_request(&mut tx, &mut request, Some(reason), actor, now, &mut audit).await?;
+                            if !request_reasons.iter().any(|(id, _)| id == request_id) {
+                                request_reasons.push((request_id.clone(), reason.clone()));
                             }
                         }
-                        None => Self::lc_revoke_grant(&mut tx, grant, Some(reason), actor, now, &mut audit).await?,
+                        None => automatic.push(((*grant).clone(), Some(reason.clone()))),
                     }
                 }
+                let ids: Vec<String> = request_reasons.iter().map(|(id, _)| id.clone()).collect();
+                let mut ending: Vec<($crate::store::RequestRecord, Option<String>)> = Self::lc_requests_by_id(&mut tx, &ids)
+                    .await?
+                    .into_iter()
+                    .filter(|r| matches!(
+                        r.state,
+                        latch_core::request::RequestState::Granting | latch_core::request::RequestState::Active
+                    ))
+                    .map(|r| {
+                        let reason = request_reasons.iter().find(|(id, _)| *id == r.id).map(|(_, why)| why.clone());
+                        (r, reason)
+                    })
+                    .collect();
+                Self::lc_end_requests(&mut tx, &mut ending, actor, now, &mut audit).await?;
+                Self::lc_revoke_grants(&mut tx, &automatic, actor, now, &mut audit).await?;
                 for grant in &wanted.grant {
                     let (id, present) = Self::lc_insert_grant(&mut tx, None, grant, now).await?;
                     audit.push($crate::store::NewAuditEvent {
