@@ -23,12 +23,16 @@ pub const SWEEP_EVERY: Duration = Duration::from_millis(200);
 /// How often the reconciler runs without a change to prompt it, by default.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 
-/// Runs the sweeper and the reconciler until `shutdown` turns true.
+/// Runs the sweeper and the reconciler until `shutdown` turns true. They are separate tasks, so
+/// that a long reconcile (its plan is computed in one go) never holds up an expiry.
 pub async fn run(lifecycle: Arc<Lifecycle>, shutdown: watch::Receiver<bool>) {
-    tokio::join!(
-        sweep_loop(lifecycle.clone(), shutdown.clone()),
-        reconcile_loop(lifecycle, shutdown)
-    );
+    let sweeping = tokio::spawn(sweep_loop(lifecycle.clone(), shutdown.clone()));
+    let reconciling = tokio::spawn(reconcile_loop(lifecycle, shutdown));
+    for (name, task) in [("sweeper", sweeping), ("reconciler", reconciling)] {
+        if let Err(err) = task.await {
+            tracing::error!(error = %err, "the {name} stopped abnormally");
+        }
+    }
 }
 
 /// Sleeps for `pause` (or until woken); false once shutdown was asked for.
