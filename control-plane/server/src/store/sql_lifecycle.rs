@@ -140,22 +140,16 @@ macro_rules! impl_lifecycle {
                 tx: &mut sqlx::Transaction<'static, $db>,
                 ids: &[String],
             ) -> Result<Vec<$crate::store::RequestRecord>, $crate::store::StoreError> {
+                let rows = Self::lc_fetch_for_ids(
+                    tx,
+                    concat!("SELECT * FROM access_requests WHERE id IN ({ids})", $for_update),
+                    ids,
+                )
+                .await?;
                 let mut found = std::collections::HashMap::new();
-                for chunk in ids.chunks(500) {
-                    let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
-                    let sql = format!(
-                        concat!("SELECT * FROM access_requests WHERE id IN ({})", $for_update),
-                        placeholders.join(", ")
-                    );
-                    // Only numbered placeholders are formatted in; every id is bound.
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for id in chunk {
-                        query = query.bind(id.clone());
-                    }
-                    for row in query.fetch_all(&mut **tx).await? {
-                        let request = Self::lc_request_from_row(&row)?;
-                        found.insert(request.id.clone(), request);
-                    }
+                for row in &rows {
+                    let request = Self::lc_request_from_row(row)?;
+                    found.insert(request.id.clone(), request);
                 }
                 Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
             }
@@ -555,6 +549,27 @@ macro_rules! impl_lifecycle {
                 Ok(())
             }
 
+            /// The rows `template` (with `{ids}` where the id list goes) selects for `ids`, many ids
+            /// per statement.
+            async fn lc_fetch_for_ids(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                template: &str,
+                ids: &[String],
+            ) -> Result<Vec<<$db as sqlx::Database>::Row>, $crate::store::StoreError> {
+                let mut out = Vec::new();
+                for chunk in ids.chunks(500) {
+                    let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+                    let sql = template.replace("{ids}", &placeholders.join(", "));
+                    // Only numbered placeholders are formatted in; every id is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        query = query.bind(id.clone());
+                    }
+                    out.extend(query.fetch_all(&mut **tx).await?);
+                }
+                Ok(out)
+            }
+
             /// Runs `template` (with `{ids}` where the id list goes) for `ids`, many per statement.
             /// `params` are bound first, as `$1..$k`; the ids follow.
             async fn lc_execute_for_ids(
@@ -767,23 +782,13 @@ macro_rules! impl_lifecycle {
                 tx: &mut sqlx::Transaction<'static, $db>,
                 ids: &[String],
             ) -> Result<Vec<$crate::store::GrantRecord>, $crate::store::StoreError> {
-                let mut out = Vec::new();
-                for chunk in ids.chunks(500) {
-                    let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
-                    let sql = format!(
-                        concat!("SELECT * FROM grants WHERE request_id IN ({}) ORDER BY id", $for_update),
-                        placeholders.join(", ")
-                    );
-                    // Only numbered placeholders are formatted in; every id is bound.
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for id in chunk {
-                        query = query.bind(id.clone());
-                    }
-                    for row in query.fetch_all(&mut **tx).await? {
-                        out.push(Self::lc_grant_from_row(&row)?);
-                    }
-                }
-                Ok(out)
+                let rows = Self::lc_fetch_for_ids(
+                    tx,
+                    concat!("SELECT * FROM grants WHERE request_id IN ({ids}) ORDER BY id", $for_update),
+                    ids,
+                )
+                .await?;
+                rows.iter().map(Self::lc_grant_from_row).collect()
             }
 
             /// Writes back the state and end reason of requests whose access ended or is ending,
