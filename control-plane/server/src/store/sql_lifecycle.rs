@@ -127,11 +127,7 @@ macro_rules! impl_lifecycle {
                 tx: &mut sqlx::Transaction<'static, $db>,
                 id: &str,
             ) -> Result<Option<$crate::store::RequestRecord>, $crate::store::StoreError> {
-                let row = sqlx::query(concat!("SELECT * FROM access_requests WHERE id = $1", $for_update))
-                    .bind(id)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                row.as_ref().map(Self::lc_request_from_row).transpose()
+                Ok(Self::lc_requests_by_id(tx, &[id.to_string()]).await?.pop())
             }
 
             /// These requests (those that exist), locked for the rest of the transaction, in the
@@ -159,14 +155,7 @@ macro_rules! impl_lifecycle {
                 tx: &mut sqlx::Transaction<'static, $db>,
                 request_id: &str,
             ) -> Result<Vec<$crate::store::GrantRecord>, $crate::store::StoreError> {
-                let rows = sqlx::query(concat!(
-                    "SELECT * FROM grants WHERE request_id = $1 ORDER BY id",
-                    $for_update
-                ))
-                .bind(request_id)
-                .fetch_all(&mut **tx)
-                .await?;
-                rows.iter().map(Self::lc_grant_from_row).collect()
+                Self::lc_grants_of_requests(tx, &[request_id.to_string()]).await
             }
 
             /// A request's grants, read without locking (for showing them).
@@ -300,13 +289,14 @@ macro_rules! impl_lifecycle {
                 Ok(())
             }
 
-            /// Which of these (identity, resource, permission) some active grant holds now.
-            async fn lc_active_holdings(
+            /// The live grants (granting or active) that hold any of these (identity, resource,
+            /// permission): their id, what they hold, and whether they are active.
+            async fn lc_live_holdings(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 wanted: &[(&str, &str, &str)],
-            ) -> Result<std::collections::HashSet<(String, String, String)>, $crate::store::StoreError> {
+            ) -> Result<Vec<(String, (String, String, String), bool)>, $crate::store::StoreError> {
                 use sqlx::Row;
-                let mut held = std::collections::HashSet::new();
+                let mut out = Vec::new();
                 for chunk in wanted.chunks(300) {
                     let values: Vec<String> = (0..chunk.len())
                         .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
@@ -314,10 +304,10 @@ macro_rules! impl_lifecycle {
                     // Driven from the list (VALUES columns are `column1..3` on both backends), so
                     // each entry is one lookup in the holdings index.
                     let sql = format!(
-                        "SELECT g.identity AS identity, g.resource_id AS resource_id, g.permission AS permission \
-                         FROM (VALUES {}) AS wanted JOIN grants g ON g.identity = wanted.column1 \
-                         AND g.resource_id = wanted.column2 AND g.permission = wanted.column3 \
-                         WHERE g.state = 'active'",
+                        "SELECT g.id AS id, g.identity AS identity, g.resource_id AS resource_id, \
+                         g.permission AS permission, g.state AS state FROM (VALUES {}) AS wanted \
+                         JOIN grants g ON g.identity = wanted.column1 AND g.resource_id = wanted.column2 \
+                         AND g.permission = wanted.column3 WHERE g.state IN ('granting', 'active')",
                         values.join(", ")
                     );
                     // Only numbered placeholders are formatted in; every value is bound.
@@ -326,35 +316,28 @@ macro_rules! impl_lifecycle {
                         query = query.bind(*identity).bind(*resource_id).bind(*permission);
                     }
                     for row in query.fetch_all(&mut **tx).await? {
-                        held.insert((row.try_get("identity")?, row.try_get("resource_id")?, row.try_get("permission")?));
+                        let state: String = row.try_get("state")?;
+                        out.push((
+                            row.try_get("id")?,
+                            (row.try_get("identity")?, row.try_get("resource_id")?, row.try_get("permission")?),
+                            state == "active",
+                        ));
                     }
                 }
-                Ok(held)
+                Ok(out)
             }
 
-            /// How many live grants other than `except` hold (identity, resource, permission), and
-            /// how many of those are active.
-            async fn lc_holders(
+            /// Which of these (identity, resource, permission) some active grant holds now.
+            async fn lc_active_holdings(
                 tx: &mut sqlx::Transaction<'static, $db>,
-                identity: &str,
-                resource_id: &str,
-                permission: &str,
-                except: &str,
-            ) -> Result<(i64, i64), $crate::store::StoreError> {
-                use sqlx::Row;
-                let row = sqlx::query(
-                    "SELECT COUNT(*) AS live, \
-                     CAST(COALESCE(SUM(CASE WHEN state = 'active' THEN 1 ELSE 0 END), 0) AS BIGINT) AS active \
-                     FROM grants WHERE identity = $1 AND resource_id = $2 AND permission = $3 \
-                     AND state IN ('granting', 'active') AND id <> $4",
-                )
-                .bind(identity)
-                .bind(resource_id)
-                .bind(permission)
-                .bind(except)
-                .fetch_one(&mut **tx)
-                .await?;
-                Ok((row.try_get("live")?, row.try_get("active")?))
+                wanted: &[(&str, &str, &str)],
+            ) -> Result<std::collections::HashSet<(String, String, String)>, $crate::store::StoreError> {
+                Ok(Self::lc_live_holdings(tx, wanted)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, _, active)| *active)
+                    .map(|(_, held, _)| held)
+                    .collect())
             }
 
             /// Creates one grant. When another active grant already holds the same access, the new
@@ -366,9 +349,8 @@ macro_rules! impl_lifecycle {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<(String, bool), $crate::store::StoreError> {
                 let id = uuid::Uuid::now_v7().to_string();
-                let (_, active) =
-                    Self::lc_holders(tx, &grant.identity, &grant.resource_id, &grant.permission, &id).await?;
-                let present = active > 0;
+                let wanted = [(grant.identity.as_str(), grant.resource_id.as_str(), grant.permission.as_str())];
+                let present = !Self::lc_active_holdings(tx, &wanted).await?.is_empty();
                 Self::lc_write_grant(tx, &id, request_id, grant, present, None, now).await?;
                 Ok((id, present))
             }
@@ -610,32 +592,12 @@ macro_rules! impl_lifecycle {
                 wanted: &[(&str, &str, &str)],
                 except: &std::collections::HashSet<&str>,
             ) -> Result<std::collections::HashSet<(String, String, String)>, $crate::store::StoreError> {
-                use sqlx::Row;
-                let mut held = std::collections::HashSet::new();
-                for chunk in wanted.chunks(300) {
-                    let values: Vec<String> = (0..chunk.len())
-                        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-                        .collect();
-                    let sql = format!(
-                        "SELECT g.id AS id, g.identity AS identity, g.resource_id AS resource_id, \
-                         g.permission AS permission FROM (VALUES {}) AS wanted JOIN grants g \
-                         ON g.identity = wanted.column1 AND g.resource_id = wanted.column2 \
-                         AND g.permission = wanted.column3 WHERE g.state IN ('granting', 'active')",
-                        values.join(", ")
-                    );
-                    // Only numbered placeholders are formatted in; every value is bound.
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (identity, resource_id, permission) in chunk {
-                        query = query.bind(*identity).bind(*resource_id).bind(*permission);
-                    }
-                    for row in query.fetch_all(&mut **tx).await? {
-                        let id: String = row.try_get("id")?;
-                        if !except.contains(id.as_str()) {
-                            held.insert((row.try_get("identity")?, row.try_get("resource_id")?, row.try_get("permission")?));
-                        }
-                    }
-                }
-                Ok(held)
+                Ok(Self::lc_live_holdings(tx, wanted)
+                    .await?
+                    .into_iter()
+                    .filter(|(id, _, _)| !except.contains(id.as_str()))
+                    .map(|(_, held, _)| held)
+                    .collect())
             }
 
             /// Takes grants away together, each with its reason (`None` means expiry). One revoke
