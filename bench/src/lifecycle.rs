@@ -110,27 +110,8 @@ impl Database {
     }
 
     /// Runs statements behind the store's back (benchmark set-up only).
-    async fn raw(&self) -> anyhow::Result<Raw> {
-        Ok(match self.backend {
-            Backend::Sqlite => Raw::Sqlite(
-                sqlx::sqlite::SqlitePoolOptions::new()
-                    .max_connections(8)
-                    .connect_with(
-                        self.url
-                            .parse::<sqlx::sqlite::SqliteConnectOptions>()?
-                            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                            .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
-                            .busy_timeout(Duration::from_secs(10)),
-                    )
-                    .await?,
-            ),
-            Backend::Postgres => Raw::Postgres(
-                sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(16)
-                    .connect(&self.url)
-                    .await?,
-            ),
-        })
+    pub(crate) async fn raw(&self) -> anyhow::Result<Raw> {
+        Raw::connect(self.backend, &self.url).await
     }
 
     pub async fn drop_database(mut self) {
@@ -147,9 +128,35 @@ impl Database {
 }
 
 /// A direct pool on the benchmark's database.
-enum Raw {
+pub(crate) enum Raw {
     Sqlite(sqlx::SqlitePool),
     Postgres(sqlx::PgPool),
+}
+
+impl Raw {
+    /// A pool on the database at `url` (`sqlite://PATH` or `postgres://...`), with the server's
+    /// SQLite settings.
+    pub(crate) async fn connect(backend: Backend, url: &str) -> anyhow::Result<Raw> {
+        Ok(match backend {
+            Backend::Sqlite => Raw::Sqlite(
+                sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(
+                        url.parse::<sqlx::sqlite::SqliteConnectOptions>()?
+                            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                            .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+                            .busy_timeout(Duration::from_secs(10)),
+                    )
+                    .await?,
+            ),
+            Backend::Postgres => Raw::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(16)
+                    .connect(url)
+                    .await?,
+            ),
+        })
+    }
 }
 
 /// Binds the same arguments to the same SQL on either pool (the SQL uses `$N` placeholders,
@@ -157,11 +164,12 @@ enum Raw {
 macro_rules! on_raw {
     ($raw:expr, |$pool:ident| $body:expr) => {
         match $raw {
-            Raw::Sqlite($pool) => $body,
-            Raw::Postgres($pool) => $body,
+            $crate::lifecycle::Raw::Sqlite($pool) => $body,
+            $crate::lifecycle::Raw::Postgres($pool) => $body,
         }
     };
 }
+pub(crate) use on_raw;
 
 /// Flows, people and resources for the benchmarks.
 pub async fn seed(store: &dyn Store) -> anyhow::Result<()> {
@@ -231,7 +239,7 @@ fn ask_for(index: usize) -> (Actor, Ask) {
 }
 
 /// Runs `total` jobs on `concurrency` tasks; returns the wall time and each job's latency.
-async fn run_concurrently<F, Fut>(
+pub(crate) async fn run_concurrently<F, Fut>(
     total: usize,
     concurrency: usize,
     job: F,

@@ -5,11 +5,15 @@
 //!
 //! cargo run --release -p latch-bench -- requests --backend sqlite --requests 20000 --concurrency 16
 //! cargo run --release -p latch-bench -- expiry --backend sqlite --spread 100000 --window 600 --burst 10000 --overdue 5000
+//!
+//! cargo build --release -p latch-server -p latch-cli -p latch-e2e -p latch-bench --bins
+//! ./target/release/latch-bench connector --backend sqlite --resources 1000000 --requests 2000
 //! ```
 //!
 //! The last line of output is one JSON object with the results.
 
 mod cedar;
+mod connector;
 mod corpus;
 mod lifecycle;
 mod stats;
@@ -89,6 +93,26 @@ enum Command {
         #[arg(long, default_value_t = 5_000)]
         overdue: usize,
     },
+    /// Connectors end to end with the real binaries: inventory ingest and resync beside a raw
+    /// bulk insert, grant commands beside completing them in the store, and connector memory.
+    Connector {
+        /// Database the server runs on (a fresh one either way).
+        #[arg(long, value_enum, default_value_t = lifecycle::Backend::Sqlite)]
+        backend: lifecycle::Backend,
+        /// Resources the connector syncs (besides the root).
+        #[arg(long, default_value_t = 1_000_000)]
+        resources: u64,
+        /// Resources whose tags change before the resync [default: 1 % of --resources].
+        #[arg(long)]
+        changed: Option<u64>,
+        /// Grant commands, one request each.
+        #[arg(long, default_value_t = 2_000)]
+        requests: usize,
+        /// The connector's `rate_limit_per_sec` (the connector's own default is 20, which would
+        /// be all this measures).
+        #[arg(long, default_value_t = 100_000)]
+        rate_limit: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -130,7 +154,44 @@ fn main() -> anyhow::Result<()> {
             burst,
             overdue,
         )),
+        Command::Connector {
+            backend,
+            resources,
+            changed,
+            requests,
+            rate_limit,
+        } => {
+            rerun_from_deps()?;
+            runtime()?.block_on(connector::run(connector::Shape {
+                backend,
+                resources,
+                changed: changed.unwrap_or(resources / 100),
+                requests,
+                rate_limit,
+            }))
+        }
     }
+}
+
+/// The end-to-end harness looks for `latch-server` and the other binaries one folder above the
+/// running executable's, as tests run from `target/PROFILE/deps/`. Run as
+/// `target/PROFILE/latch-bench`, this runs itself again from a hard link in `deps/`.
+fn rerun_from_deps() -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    let Some(dir) = exe.parent() else {
+        return Ok(());
+    };
+    if dir.file_name() == Some("deps".as_ref()) || !dir.join("latch-server").exists() {
+        return Ok(());
+    }
+    let link = dir.join("deps").join("latch-bench");
+    let _ = std::fs::remove_file(&link);
+    std::fs::hard_link(&exe, &link).context("linking latch-bench into deps/")?;
+    let err = std::process::Command::new(&link)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Err(err).context("running latch-bench from deps/")
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

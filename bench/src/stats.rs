@@ -1,4 +1,4 @@
-//! Latency percentiles and peak memory.
+//! Latency percentiles, and the memory of this and other processes.
 
 use std::time::Duration;
 
@@ -44,20 +44,40 @@ impl Latencies {
 
 /// The process's peak resident memory (VmHWM), in MiB; 0 where /proc is not available.
 pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|line| {
-                line.strip_prefix("VmHWM:").and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                })
-            })
+    status_mib("/proc/self/status", "VmHWM").unwrap_or(0.0)
+}
+
+/// Another process's resident memory now (VmRSS) and at its peak (VmHWM), in MiB.
+pub fn memory_of(pid: u32) -> Option<(f64, f64)> {
+    let status = format!("/proc/{pid}/status");
+    Some((status_mib(&status, "VmRSS")?, status_mib(&status, "VmHWM")?))
+}
+
+/// A `kB` field of a `/proc/PID/status` file, in MiB.
+fn status_mib(path: &str, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(path).ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        let kib: f64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kib / 1024.0)
+    })
+}
+
+/// The process running with `arg` as one of its arguments (a config file or data directory
+/// only it was given), found in /proc.
+pub fn pid_with_arg(arg: &std::path::Path) -> Option<u32> {
+    let wanted = arg.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            cmdline
+                .split(|byte| *byte == 0)
+                .any(|a| a == wanted)
+                .then_some(pid)
         })
-        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::builder::{NonEmptyStringValueParser, PossibleValuesParser, TypedValueParser};
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgGroup, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use clap_complete::Shell;
 use latch_core::request::RequestState;
 
@@ -86,6 +86,15 @@ pub enum Command {
     /// Apply, list and show resources: the inventory access is granted on.
     #[command(subcommand)]
     Resources(ResourcesCommand),
+
+    /// Create, list and revoke connectors: the agents that reach your integrations. Needs an admin
+    /// token.
+    #[command(subcommand)]
+    Connectors(ConnectorsCommand),
+
+    /// List and show integrations, set their owners and ask for syncs.
+    #[command(subcommand)]
+    Integrations(IntegrationsCommand),
 
     /// Create, list and revoke API tokens. Needs an admin token.
     #[command(subcommand)]
@@ -268,13 +277,113 @@ pub enum ResourcesCommand {
         /// Only resources of this type, for example `aws.account`.
         #[arg(long = "type", value_name = "TYPE")]
         resource_type: Option<String>,
+
+        /// Only resources with this tag, for example `env=prod`. Repeat to require several.
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+        tags: Vec<(String, String)>,
+
+        /// Only resources whose id or name contains this text, ignoring case.
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
     },
 
-    /// Show one resource with its ancestors, tags and owners.
+    /// Show one resource with its tags, owners, ancestors, permissions and active grants.
     Show {
         /// Id of the resource.
         id: String,
     },
+}
+
+/// A `--tag` filter: `KEY=VALUE`, split at the first `=`; the value may be empty.
+///
+/// The error names the value and says what is wrong, for clap to print after the option's name.
+pub fn parse_tag(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, _)) if key.trim().is_empty() => Err(format!(
+            "{text:?} has no key before the `=`; write KEY=VALUE, like env=prod"
+        )),
+        Some((key, value)) => Ok((key.to_owned(), value.to_owned())),
+        None => Err(format!(
+            "{text:?} is not KEY=VALUE; write one like env=prod"
+        )),
+    }
+}
+
+/// Commands on connectors.
+#[derive(Debug, Subcommand)]
+pub enum ConnectorsCommand {
+    /// Register a connector and print its one-time enrollment token, which is not shown again.
+    ///
+    /// In table output only the token goes to standard output, so `latch connectors create ... >
+    /// file` keeps it; how to enroll the connector with it is printed to standard error.
+    Create {
+        /// Name of the connector: 1 to 63 lowercase letters, digits and `-`.
+        name: String,
+
+        /// How long the enrollment token works: for example `30m`, `1h` or `2d`.
+        /// [default: 1h, set by the server]
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        token_ttl: Option<Duration>,
+    },
+
+    /// List connectors, by name, with their state and the integrations they serve.
+    List,
+
+    /// Revoke a connector: its certificate is refused from now on and its stream is closed. What
+    /// it had not finished goes to another connector of the same integration.
+    Revoke {
+        /// Name of the connector.
+        name: String,
+    },
+}
+
+/// Commands on integrations.
+#[derive(Debug, Subcommand)]
+pub enum IntegrationsCommand {
+    /// List integrations, by name, with their connectors, last sync and counts.
+    List,
+
+    /// Show one integration with its owners and capabilities.
+    Show {
+        /// Name of the integration.
+        name: String,
+    },
+
+    /// Replace an integration's owners: they approve for `integration_owner`. Needs an admin
+    /// token.
+    SetOwners(SetOwnersArgs),
+
+    /// Ask the integration's connector for a full sync now and print the command's id. Needs an
+    /// admin token.
+    Sync {
+        /// Name of the integration.
+        name: String,
+    },
+}
+
+/// What `latch integrations set-owners` sets: users, groups, or nothing with `--clear`.
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("owners")
+        .required(true)
+        .multiple(true)
+        .args(["users", "groups", "clear"])
+))]
+pub struct SetOwnersArgs {
+    /// Name of the integration.
+    pub name: String,
+
+    /// An owner, by email. Repeat for more.
+    #[arg(long = "user", value_name = "EMAIL", value_parser = NonEmptyStringValueParser::new())]
+    pub users: Vec<String>,
+
+    /// An owner group, by name. Repeat for more.
+    #[arg(long = "group", value_name = "NAME", value_parser = NonEmptyStringValueParser::new())]
+    pub groups: Vec<String>,
+
+    /// Remove every owner.
+    #[arg(long, conflicts_with_all = ["users", "groups"])]
+    pub clear: bool,
 }
 
 /// Commands on access flows.
@@ -573,5 +682,165 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn resources_list_takes_repeated_tags_and_a_search() {
+        let cli = Cli::try_parse_from([
+            "latch",
+            "resources",
+            "list",
+            "--integration",
+            "aws-prod",
+            "--type",
+            "aws.account",
+            "--tag",
+            "env=prod",
+            "--tag",
+            "team=a=b",
+            "--tag",
+            "empty=",
+            "--search",
+            "Billing",
+        ])
+        .expect("valid command line");
+        match cli.command {
+            Command::Resources(ResourcesCommand::List {
+                integration,
+                resource_type,
+                tags,
+                search,
+            }) => {
+                assert_eq!(integration.as_deref(), Some("aws-prod"));
+                assert_eq!(resource_type.as_deref(), Some("aws.account"));
+                let tags: Vec<(&str, &str)> = tags
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.as_str()))
+                    .collect();
+                assert_eq!(tags, [("env", "prod"), ("team", "a=b"), ("empty", "")]);
+                assert_eq!(search.as_deref(), Some("Billing"));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_tag_without_equals_is_refused_naming_the_flag_and_value() {
+        for (value, why) in [
+            ("env", "\"env\" is not KEY=VALUE"),
+            ("=prod", "\"=prod\" has no key"),
+        ] {
+            let err = Cli::try_parse_from(["latch", "resources", "list", "--tag", value])
+                .expect_err(value);
+            let text = err.to_string();
+            assert!(text.contains("--tag"), "{text}");
+            assert!(text.contains(why), "{text}");
+        }
+    }
+
+    #[test]
+    fn connectors_create_takes_a_token_ttl() {
+        let cli = Cli::try_parse_from([
+            "latch",
+            "connectors",
+            "create",
+            "edge-1",
+            "--token-ttl",
+            "1h30m",
+        ])
+        .expect("valid command line");
+        match cli.command {
+            Command::Connectors(ConnectorsCommand::Create { name, token_ttl }) => {
+                assert_eq!(name, "edge-1");
+                assert_eq!(token_ttl, Some(Duration::from_secs(5_400)));
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let err = Cli::try_parse_from([
+            "latch",
+            "connectors",
+            "create",
+            "edge-1",
+            "--token-ttl",
+            "soon",
+        ])
+        .expect_err("not a duration");
+        assert!(
+            err.to_string().contains("\"soon\" is not a duration"),
+            "{err}"
+        );
+        assert!(Cli::try_parse_from(["latch", "connectors", "create"]).is_err());
+    }
+
+    #[test]
+    fn set_owners_takes_repeated_users_and_groups() {
+        let cli = Cli::try_parse_from([
+            "latch",
+            "integrations",
+            "set-owners",
+            "aws-prod",
+            "--user",
+            "ana@example.com",
+            "--group",
+            "sre",
+            "--user",
+            "bo@example.com",
+        ])
+        .expect("valid command line");
+        match cli.command {
+            Command::Integrations(IntegrationsCommand::SetOwners(args)) => {
+                assert_eq!(args.name, "aws-prod");
+                assert_eq!(args.users, ["ana@example.com", "bo@example.com"]);
+                assert_eq!(args.groups, ["sre"]);
+                assert!(!args.clear);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["latch", "integrations", "set-owners", "x", "--clear"])
+            .expect("valid command line");
+        match cli.command {
+            Command::Integrations(IntegrationsCommand::SetOwners(args)) => {
+                assert!(args.clear);
+                assert!(args.users.is_empty() && args.groups.is_empty());
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn set_owners_needs_owners_or_clear_but_not_both() {
+        let err = Cli::try_parse_from(["latch", "integrations", "set-owners", "aws-prod"])
+            .expect_err("nothing to set");
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "{err}"
+        );
+        let err = Cli::try_parse_from([
+            "latch",
+            "integrations",
+            "set-owners",
+            "aws-prod",
+            "--clear",
+            "--user",
+            "ana@example.com",
+        ])
+        .expect_err("clear and a user");
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::ArgumentConflict,
+            "{err}"
+        );
+        assert!(
+            Cli::try_parse_from([
+                "latch",
+                "integrations",
+                "set-owners",
+                "aws-prod",
+                "--user",
+                ""
+            ])
+            .is_err()
+        );
     }
 }

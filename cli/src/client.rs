@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 use latch_proto::v1::access_flow_service_client::AccessFlowServiceClient;
 use latch_proto::v1::access_request_service_client::AccessRequestServiceClient;
 use latch_proto::v1::audit_service_client::AuditServiceClient;
+use latch_proto::v1::connector_admin_service_client::ConnectorAdminServiceClient;
 use latch_proto::v1::directory_service_client::DirectoryServiceClient;
+use latch_proto::v1::integration_service_client::IntegrationServiceClient;
 use latch_proto::v1::resource_service_client::ResourceServiceClient;
 use latch_proto::v1::token_service_client::TokenServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -138,6 +140,13 @@ pub type RequestClient = AccessRequestServiceClient<InterceptedService<Channel, 
 /// Client for the resource inventory, authenticating every call.
 pub type ResourceClient = ResourceServiceClient<InterceptedService<Channel, BearerAuth>>;
 
+/// Client for connector administration, authenticating every call.
+pub type ConnectorAdminClient =
+    ConnectorAdminServiceClient<InterceptedService<Channel, BearerAuth>>;
+
+/// Client for integrations, authenticating every call.
+pub type IntegrationClient = IntegrationServiceClient<InterceptedService<Channel, BearerAuth>>;
+
 /// A connection to the Latch server's public API.
 pub struct Api {
     channel: Channel,
@@ -168,6 +177,16 @@ impl Api {
     /// The audit service.
     pub fn audit(&self) -> AuditClient {
         AuditServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// The connector administration service.
+    pub fn connectors(&self) -> ConnectorAdminClient {
+        ConnectorAdminServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
+
+    /// The integration service.
+    pub fn integrations(&self) -> IntegrationClient {
+        IntegrationServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// The directory service.

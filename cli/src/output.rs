@@ -70,6 +70,15 @@ pub fn timestamp_cell(ts: Option<&prost_types::Timestamp>, missing: &str) -> Str
     timestamp(ts).unwrap_or_else(|| missing.to_owned())
 }
 
+/// `text`, or `-` when it is empty, for a table cell.
+pub fn or_dash(text: &str) -> String {
+    if text.is_empty() {
+        "-".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
 /// A flow problem as JSON.
 #[derive(Debug, Serialize)]
 pub struct ProblemJson {

@@ -12,3 +12,5 @@ pub mod v1 {
 /// The encoded `FileDescriptorSet` of every `latch.v1` file, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/latch_descriptor.bin"));
+
+pub mod connector_protocol;

@@ -3,6 +3,14 @@
 //!
 //! The binaries are found next to the test executable's `deps/` folder, where
 //! `cargo build --workspace --bins` puts them (the README's test command does that first).
+//!
+//! [`Connector`] runs the real connector runtime with the test-only [`fake_provider`], whose
+//! "cloud" is a JSON file the test can read.
+
+pub mod connector;
+pub mod fake_provider;
+
+pub use connector::{Connector, ConnectorOptions};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -102,6 +110,8 @@ pub struct Server {
     pub listen: String,
     pub connector_listen: String,
     pub database_url: Option<String>,
+    /// Extra flags for every start, like `--connector-heartbeat 1s`.
+    pub extra_args: Vec<String>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -109,7 +119,13 @@ pub struct Server {
 impl Server {
     /// Starts a server on `data_dir`, waits until it answers `/healthz`.
     pub fn start(data_dir: &Path, database_url: Option<&str>) -> Server {
+        Server::start_with(data_dir, database_url, &[])
+    }
+
+    /// [`Server::start`] with extra flags.
+    pub fn start_with(data_dir: &Path, database_url: Option<&str>, extra_args: &[&str]) -> Server {
         let mut server = Server {
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             data_dir: data_dir.to_path_buf(),
             listen: format!("127.0.0.1:{}", free_port()),
             connector_listen: format!("127.0.0.1:{}", free_port()),
@@ -145,6 +161,7 @@ impl Server {
         if let Some(url) = &self.database_url {
             command.args(["--database-url", url]);
         }
+        command.args(&self.extra_args);
         self.child = Some(command.spawn().expect("start latch-server"));
         self.wait_ready();
     }
@@ -189,6 +206,14 @@ impl Server {
     /// Everything the server logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit code.
@@ -268,7 +293,21 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if std::thread::panicking() {
+            print_tail("latch-server", &self.log);
+        }
     }
+}
+
+/// Prints the last lines of a log file to stderr: what a failing test shows of its processes.
+pub fn print_tail(what: &str, log: &Path) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    eprintln!(
+        "--- last lines of {what}'s log ({}) ---\n{}",
+        log.display(),
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    );
 }
 
 /// A minimal HTTP/1.1 GET, enough for /healthz and /metrics without an HTTP client dependency.
@@ -311,4 +350,27 @@ pub fn failure(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout)
     );
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Polls `check` every 100 ms until it holds; panics, naming `what`, if it does not within
+/// `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, check: impl FnMut() -> bool) {
+    assert!(
+        try_wait_until(timeout, check),
+        "{what} did not happen within {timeout:?}"
+    );
+}
+
+/// Polls `check` every 100 ms until it holds (true) or `timeout` passes (false).
+pub fn try_wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

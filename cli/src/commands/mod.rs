@@ -1,9 +1,11 @@
 //! Running a parsed command line.
 
 mod audit;
+mod connectors;
 mod directory;
 mod flows;
 mod grants;
+mod integrations;
 mod request_view;
 mod requests;
 mod resources;
@@ -34,6 +36,12 @@ pub async fn run(cli: Cli, token: TokenSettings) -> Result<ExitCode> {
         }
         Command::Resources(command) => {
             resources::run(command, &connect(&server, token).await?, output).await
+        }
+        Command::Connectors(command) => {
+            connectors::run(command, &connect(&server, token).await?, &server, output).await
+        }
+        Command::Integrations(command) => {
+            integrations::run(command, &connect(&server, token).await?, output).await
         }
         Command::Flows(command) => {
             flows::run(command, &connect(&server, token).await?, output).await
@@ -142,6 +150,8 @@ mod tests {
             "requests",
             "grants",
             "resources",
+            "connectors",
+            "integrations",
             "flows",
             "tokens",
             "directory",

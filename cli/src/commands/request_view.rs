@@ -205,12 +205,12 @@ pub fn reason_text(reason: &DecisionReason) -> String {
 }
 
 /// Appends `label` and `value` as one line of a view, the values aligned.
-fn field(text: &mut String, label: &str, value: &str) {
+pub fn field(text: &mut String, label: &str, value: &str) {
     let _ = writeln!(text, "  {label:<15}{value}");
 }
 
 /// Appends a list under a heading, one `- entry` a line; nothing when `entries` is empty.
-fn section(text: &mut String, heading: &str, entries: impl IntoIterator<Item = String>) {
+pub fn section(text: &mut String, heading: &str, entries: impl IntoIterator<Item = String>) {
     let mut entries = entries.into_iter().peekable();
     if entries.peek().is_none() {
         return;

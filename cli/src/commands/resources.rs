@@ -4,17 +4,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Result, bail};
 use latch_proto::v1::{
-    ApplyResourcesRequest, ApplyResourcesResponse, GetResourceRequest, ListResourcesRequest,
-    Resource,
+    ApplyResourcesRequest, ApplyResourcesResponse, GetResourceRequest, GetResourceResponse,
+    ListResourcesRequest, Resource,
 };
 use serde::Serialize;
 
+use super::request_view::{GrantJson, field, section};
 use super::{all_pages, read_source};
 use crate::args::ResourcesCommand;
 use crate::client::{Api, ResourceClient};
-use crate::output::{OutputFormat, print, print_json, print_table, table, timestamp};
+use crate::output::{
+    OutputFormat, format_table, or_dash, print, print_json, print_table, table, timestamp,
+    timestamp_cell,
+};
 
 /// Resources asked for per page when listing.
 const PAGE_SIZE: u32 = 500;
@@ -37,25 +41,30 @@ pub async fn run(command: ResourcesCommand, api: &Api, output: OutputFormat) -> 
         ResourcesCommand::List {
             integration,
             resource_type,
+            tags,
+            search,
         } => {
             let filter = ListResourcesRequest {
                 page_size: PAGE_SIZE,
                 page_token: String::new(),
                 integration: integration.unwrap_or_default(),
                 r#type: resource_type.unwrap_or_default(),
+                tags: tag_filter(tags)?,
+                search: search.unwrap_or_default(),
             };
             list(&mut client, filter, output).await?;
         }
         ResourcesCommand::Show { id } => {
-            let resource = client
+            let response = client
                 .get_resource(GetResourceRequest { id })
                 .await?
-                .into_inner()
-                .resource
-                .context("the server's answer holds no resource")?;
+                .into_inner();
+            let Some(resource) = &response.resource else {
+                bail!("the server's answer holds no resource");
+            };
             match output {
-                OutputFormat::Json => print_json(&ResourceJson::from(&resource))?,
-                OutputFormat::Table => print(&detail(&resource))?,
+                OutputFormat::Json => print_json(&DetailJson::new(resource, &response))?,
+                OutputFormat::Table => print(&detail(resource, &response))?,
             }
         }
     }
@@ -155,6 +164,46 @@ impl From<&Resource> for ResourceJson {
     }
 }
 
+/// One resource with what `latch resources show` adds, as JSON: the resource's own keys, then its
+/// ancestors as resources (parent first), its type's permissions and its active grants.
+#[derive(Serialize)]
+struct DetailJson {
+    #[serde(flatten)]
+    resource: ResourceJson,
+    parent_chain: Vec<ResourceJson>,
+    permissions: Vec<String>,
+    active_grants: Vec<GrantJson>,
+}
+
+impl DetailJson {
+    fn new(resource: &Resource, response: &GetResourceResponse) -> Self {
+        Self {
+            resource: ResourceJson::from(resource),
+            parent_chain: response.ancestors.iter().map(ResourceJson::from).collect(),
+            permissions: response.permissions.clone(),
+            active_grants: response.active_grants.iter().map(GrantJson::from).collect(),
+        }
+    }
+}
+
+/// The `--tag` filters as the request's map. A key given twice with different values is refused:
+/// a resource has one value per tag, so nothing could match.
+fn tag_filter(tags: Vec<(String, String)>) -> Result<HashMap<String, String>> {
+    let mut filter = HashMap::new();
+    for (key, value) in tags {
+        if let Some(earlier) = filter.get(&key)
+            && *earlier != value
+        {
+            bail!(
+                "--tag {key} is given twice, as {earlier:?} and {value:?}; a resource has one \
+                 value per tag"
+            );
+        }
+        filter.insert(key, value);
+    }
+    Ok(filter)
+}
+
 /// Lists resources, following pages to the end.
 async fn list(
     client: &mut ResourceClient,
@@ -198,15 +247,6 @@ fn tags_text(tags: &HashMap<String, String>) -> String {
         .join(",")
 }
 
-/// `text`, or `-` when it is empty.
-fn or_dash(text: &str) -> String {
-    if text.is_empty() {
-        "-".to_owned()
-    } else {
-        text.to_owned()
-    }
-}
-
 /// The table row of a resource.
 fn cells(resource: &Resource) -> [String; 6] {
     [
@@ -219,31 +259,86 @@ fn cells(resource: &Resource) -> [String; 6] {
     ]
 }
 
-/// The full view of one resource, for `latch resources show`.
-fn detail(resource: &Resource) -> String {
+/// The full view of one resource, for `latch resources show`: its fields, its ancestors parent
+/// first (by name where the inventory knows them), its type's permissions and its active grants.
+fn detail(resource: &Resource, response: &GetResourceResponse) -> String {
     let mut text = format!("resource {}\n", resource.id);
     let rows = [
         ("integration", Some(resource.integration.clone())),
         ("type", Some(resource.r#type.clone())),
         ("name", Some(resource.name.clone())),
         ("parent", Some(resource.parent.clone())),
-        ("ancestors", Some(resource.ancestors.join(", "))),
         ("tags", Some(tags_text(&resource.tags))),
         ("owners", Some(resource.owners.join(", "))),
         ("source", Some(resource.source.clone())),
         ("first seen", timestamp(resource.first_seen.as_ref())),
         ("last seen", timestamp(resource.last_seen.as_ref())),
+        ("permissions", Some(response.permissions.join(", "))),
     ];
     for (label, value) in rows {
         if let Some(value) = value.filter(|value| !value.is_empty()) {
-            let _ = writeln!(text, "  {label:<13}{value}");
+            field(&mut text, label, &value);
+        }
+    }
+    section(
+        &mut text,
+        "ancestors",
+        ancestor_lines(resource, &response.ancestors),
+    );
+    if response.active_grants.is_empty() {
+        field(&mut text, "active grants", "none");
+    } else {
+        text.push_str("  active grants:\n");
+        let mut rows = table(["IDENTITY", "PERMISSION", "STATE", "EXPIRES"]);
+        for grant in &response.active_grants {
+            rows.add_row([
+                grant.identity.clone(),
+                grant.permission.clone(),
+                grant.state.clone(),
+                timestamp_cell(grant.expires_at.as_ref(), "-"),
+            ]);
+        }
+        for line in format_table(rows).lines() {
+            let _ = writeln!(text, "    {line}");
         }
     }
     text
 }
 
+/// One line per ancestor, parent first: `name (id, type)`, or the id alone for an ancestor the
+/// inventory does not know. Follows the resource's own list of ancestor ids, or the server's
+/// ancestors when that list is empty.
+fn ancestor_lines(resource: &Resource, known: &[Resource]) -> Vec<String> {
+    let describe = |ancestor: &Resource| {
+        let mut details = vec![ancestor.id.as_str()];
+        if !ancestor.r#type.is_empty() {
+            details.push(&ancestor.r#type);
+        }
+        if ancestor.name.is_empty() || ancestor.name == ancestor.id {
+            details.join(", ")
+        } else {
+            format!("{} ({})", ancestor.name, details.join(", "))
+        }
+    };
+    if resource.ancestors.is_empty() {
+        return known.iter().map(describe).collect();
+    }
+    resource
+        .ancestors
+        .iter()
+        .map(|id| {
+            known
+                .iter()
+                .find(|ancestor| ancestor.id == *id)
+                .map_or_else(|| id.clone(), describe)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use latch_proto::v1::Grant;
+
     use super::*;
 
     fn resource() -> Resource {
@@ -318,17 +413,120 @@ mod tests {
         );
     }
 
+    fn show_response() -> GetResourceResponse {
+        GetResourceResponse {
+            resource: Some(resource()),
+            ancestors: vec![Resource {
+                id: "postgres://db1".to_owned(),
+                integration: "pg".to_owned(),
+                r#type: "postgres.server".to_owned(),
+                name: "db1".to_owned(),
+                ..Default::default()
+            }],
+            permissions: vec!["read".to_owned(), "write".to_owned()],
+            active_grants: vec![Grant {
+                id: "g1".to_owned(),
+                identity: "bo@example.com".to_owned(),
+                resource_id: "postgres://db1/app".to_owned(),
+                permission: "read".to_owned(),
+                state: "active".to_owned(),
+                expires_at: Some(prost_types::Timestamp {
+                    seconds: 3_600,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn detail_shows_ancestors_permissions_and_grants() {
+        let text = detail(&resource(), &show_response());
+        assert_eq!(
+            text,
+            "resource postgres://db1/app\n\
+             \x20 integration    pg\n\
+             \x20 type           postgres.database\n\
+             \x20 name           app\n\
+             \x20 parent         postgres://db1\n\
+             \x20 tags           app=billing,env=prod\n\
+             \x20 owners         ana@example.com\n\
+             \x20 source         static\n\
+             \x20 permissions    read, write\n\
+             \x20 ancestors:\n\
+             \x20   - db1 (postgres://db1, postgres.server)\n\
+             \x20   - org\n\
+             \x20 active grants:\n\
+             \x20   IDENTITY        PERMISSION  STATE   EXPIRES\n\
+             \x20   bo@example.com  read        active  1970-01-01T01:00:00Z\n"
+        );
+    }
+
     #[test]
     fn detail_leaves_out_what_is_not_known() {
-        let text = detail(&Resource {
+        let root = Resource {
             owners: vec![],
+            parent: String::new(),
+            ancestors: vec![],
             ..resource()
-        });
-        assert!(
-            text.contains("  ancestors    postgres://db1, org\n"),
-            "{text}"
-        );
+        };
+        let text = detail(&root, &GetResourceResponse::default());
         assert!(!text.contains("owners"), "{text}");
         assert!(!text.contains("first seen"), "{text}");
+        assert!(!text.contains("ancestors"), "{text}");
+        assert!(!text.contains("permissions"), "{text}");
+        assert!(text.ends_with("  active grants  none\n"), "{text}");
+    }
+
+    #[test]
+    fn ancestors_fall_back_to_the_servers_list() {
+        let bare = Resource {
+            ancestors: vec![],
+            ..resource()
+        };
+        assert_eq!(
+            ancestor_lines(&bare, &show_response().ancestors),
+            ["db1 (postgres://db1, postgres.server)"]
+        );
+    }
+
+    #[test]
+    fn show_json_adds_the_parent_chain_permissions_and_grants() {
+        let response = show_response();
+        let json =
+            serde_json::to_value(DetailJson::new(&resource(), &response)).expect("serialises");
+        assert_eq!(json["id"], "postgres://db1/app");
+        assert_eq!(
+            json["ancestors"],
+            serde_json::json!(["postgres://db1", "org"])
+        );
+        assert_eq!(json["parent_chain"][0]["name"], "db1");
+        assert_eq!(json["parent_chain"][0]["type"], "postgres.server");
+        assert_eq!(json["permissions"], serde_json::json!(["read", "write"]));
+        assert_eq!(json["active_grants"][0]["identity"], "bo@example.com");
+        assert_eq!(
+            json["active_grants"][0]["expires_at"],
+            "1970-01-01T01:00:00Z"
+        );
+    }
+
+    #[test]
+    fn tag_filters_become_a_map_and_conflicts_are_refused() {
+        let pair = |key: &str, value: &str| (key.to_owned(), value.to_owned());
+        let filter = tag_filter(vec![
+            pair("env", "prod"),
+            pair("team", ""),
+            pair("env", "prod"),
+        ])
+        .expect("no conflict");
+        assert_eq!(
+            filter,
+            HashMap::from([pair("env", "prod"), pair("team", "")])
+        );
+        let err = tag_filter(vec![pair("env", "prod"), pair("env", "dev")]).expect_err("conflict");
+        assert_eq!(
+            err.to_string(),
+            "--tag env is given twice, as \"prod\" and \"dev\"; a resource has one value per tag"
+        );
     }
 }

@@ -44,6 +44,29 @@ pub struct Flags {
     /// [default: 24h]
     #[arg(long, env = "LATCH_PENDING_TTL", value_name = "DURATION")]
     pub pending_ttl: Option<String>,
+    /// Names connectors reach the connector listener by, comma-separated; its certificate is
+    /// made for them [default: localhost,127.0.0.1]
+    #[arg(
+        long,
+        env = "LATCH_CONNECTOR_HOSTNAMES",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
+    pub connector_hostnames: Option<Vec<String>>,
+    /// How often each side of a connector stream sends a heartbeat; three missed ones end it
+    /// [default: 10s]
+    #[arg(long, env = "LATCH_CONNECTOR_HEARTBEAT", value_name = "DURATION")]
+    pub connector_heartbeat: Option<String>,
+    /// How long connectors' certificates live; they renew at half-life [default: 24h]
+    #[arg(long, env = "LATCH_CONNECTOR_CERT_TTL", value_name = "DURATION")]
+    pub connector_cert_ttl: Option<String>,
+    /// Delay before a failed command's first retry; it doubles each time [default: 15s]
+    #[arg(long, env = "LATCH_COMMAND_RETRY_BASE", value_name = "DURATION")]
+    pub command_retry_base: Option<String>,
+    /// Attempts a command gets before it fails (a revoke then becomes revoke_failed and is
+    /// tried again hourly) [default: 6]
+    #[arg(long, env = "LATCH_COMMAND_RETRY_ATTEMPTS", value_name = "N")]
+    pub command_retry_attempts: Option<u32>,
 }
 
 /// The `--config` file. Same settings as the flags, in snake_case.
@@ -57,6 +80,19 @@ pub struct FileConfig {
     pub database_url_file: Option<PathBuf>,
     pub log: Option<String>,
     pub pending_ttl: Option<String>,
+    pub connector_hostnames: Option<Vec<String>>,
+    pub connector_heartbeat: Option<String>,
+    pub connector_cert_ttl: Option<String>,
+    pub command_retry_base: Option<String>,
+    pub command_retry_attempts: Option<u32>,
+    /// The trust domain in connectors' SPIFFE ids [default: latch.local].
+    pub trust_domain: Option<String>,
+    /// The connector CA's certificate and key files (both, or neither: then they are made in the
+    /// data directory). Replicas share one CA this way.
+    pub connector_ca_cert: Option<PathBuf>,
+    pub connector_ca_key: Option<PathBuf>,
+    /// The command-signing key's file (64 hex digits) [default: made in the data directory].
+    pub command_signing_key: Option<PathBuf>,
 }
 
 /// Where the server keeps its state.
@@ -86,6 +122,7 @@ pub struct Config {
     pub database: Database,
     pub log: String,
     pub lifecycle: crate::lifecycle::Settings,
+    pub connectors: crate::connectors::Settings,
 }
 
 /// Every problem found in the settings.
@@ -106,6 +143,7 @@ impl Config {
     /// Layers `flags` (which already include the environment) over `file` over the defaults.
     pub fn resolve(flags: Flags, file: FileConfig) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
+        let connectors = connector_settings(&flags_connectors(&flags), &file, &mut problems);
         let data_dir = flags
             .data_dir
             .or(file.data_dir)
@@ -196,10 +234,109 @@ impl Config {
                 database,
                 log,
                 lifecycle,
+                connectors,
             }),
             _ => Err(ConfigError(problems)),
         }
     }
+}
+
+/// The connector flags, taken out before `flags` is partly moved.
+struct ConnectorFlags {
+    hostnames: Option<Vec<String>>,
+    heartbeat: Option<String>,
+    cert_ttl: Option<String>,
+    retry_base: Option<String>,
+    retry_attempts: Option<u32>,
+}
+
+fn flags_connectors(flags: &Flags) -> ConnectorFlags {
+    ConnectorFlags {
+        hostnames: flags.connector_hostnames.clone(),
+        heartbeat: flags.connector_heartbeat.clone(),
+        cert_ttl: flags.connector_cert_ttl.clone(),
+        retry_base: flags.command_retry_base.clone(),
+        retry_attempts: flags.command_retry_attempts,
+    }
+}
+
+fn connector_settings(
+    flags: &ConnectorFlags,
+    file: &FileConfig,
+    problems: &mut Vec<String>,
+) -> crate::connectors::Settings {
+    let mut settings = crate::connectors::Settings::default();
+    if let Some(names) = flags.hostnames.clone().or(file.connector_hostnames.clone()) {
+        let names: Vec<String> = names
+            .into_iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            problems.push("connector_hostnames: must name at least one host".to_string());
+        } else {
+            settings.hostnames = names;
+        }
+    }
+    let mut duration = |field: &str, value: Option<String>, target: &mut std::time::Duration| {
+        if let Some(text) = value {
+            match humantime::parse_duration(text.trim()) {
+                Ok(parsed) if !parsed.is_zero() => *target = parsed,
+                Ok(_) => problems.push(format!("{field}: {text:?} must be longer than zero")),
+                Err(err) => problems.push(format!(
+                    "{field}: {text:?} is not a duration like 10s or 24h: {err}"
+                )),
+            }
+        }
+    };
+    duration(
+        "connector_heartbeat",
+        flags.heartbeat.clone().or(file.connector_heartbeat.clone()),
+        &mut settings.heartbeat,
+    );
+    duration(
+        "connector_cert_ttl",
+        flags.cert_ttl.clone().or(file.connector_cert_ttl.clone()),
+        &mut settings.cert_ttl,
+    );
+    duration(
+        "command_retry_base",
+        flags.retry_base.clone().or(file.command_retry_base.clone()),
+        &mut settings.retry.base_delay,
+    );
+    if let Some(attempts) = flags.retry_attempts.or(file.command_retry_attempts) {
+        if attempts == 0 {
+            problems.push("command_retry_attempts: 0 must be at least 1".to_string());
+        } else {
+            settings.retry.max_attempts = i64::from(attempts);
+        }
+    }
+    if let Some(domain) = file.trust_domain.clone() {
+        let valid = !domain.is_empty()
+            && domain
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+        if valid {
+            settings.trust_domain = domain;
+        } else {
+            problems.push(format!(
+                "trust_domain: {domain:?} must be lowercase letters, digits, dots and dashes"
+            ));
+        }
+    }
+    match (
+        file.connector_ca_cert.clone(),
+        file.connector_ca_key.clone(),
+    ) {
+        (Some(cert), Some(key)) => {
+            settings.ca_files = Some(crate::connectors::pki::CaFiles { cert, key })
+        }
+        (None, None) => {}
+        _ => problems
+            .push("connector_ca_cert, connector_ca_key: give both files or neither".to_string()),
+    }
+    settings.signing_key_file = file.command_signing_key.clone();
+    settings
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -343,5 +480,59 @@ mod tests {
     fn postgres_urls_are_never_printed() {
         let db = Database::Postgres("postgres://u:secret@h/db".into());
         assert!(!format!("{db:?}").contains("secret"));
+    }
+
+    #[test]
+    fn connector_settings_layer_and_every_problem_is_named() {
+        let file = FileConfig {
+            connector_heartbeat: Some("5s".into()),
+            command_retry_attempts: Some(3),
+            trust_domain: Some("corp.example".into()),
+            ..FileConfig::default()
+        };
+        let flags = Flags {
+            connector_heartbeat: Some("2s".into()),
+            connector_hostnames: Some(vec!["latch.example.com".into()]),
+            ..Flags::default()
+        };
+        let config = Config::resolve(flags, file).expect("valid");
+        let connectors = &config.connectors;
+        assert_eq!(
+            connectors.heartbeat,
+            Duration::from_secs(2),
+            "the flag wins"
+        );
+        assert_eq!(connectors.retry.max_attempts, 3);
+        assert_eq!(connectors.trust_domain, "corp.example");
+        assert_eq!(connectors.hostnames, vec!["latch.example.com".to_string()]);
+
+        let bad = FileConfig {
+            connector_cert_ttl: Some("forever".into()),
+            command_retry_attempts: Some(0),
+            trust_domain: Some("Not Valid".into()),
+            connector_ca_cert: Some("ca.pem".into()),
+            ..FileConfig::default()
+        };
+        let text = Config::resolve(Flags::default(), bad)
+            .expect_err("invalid")
+            .to_string();
+        for expected in [
+            r#"connector_cert_ttl: "forever""#,
+            "command_retry_attempts: 0",
+            r#"trust_domain: "Not Valid""#,
+            "connector_ca_cert, connector_ca_key: give both files or neither",
+        ] {
+            assert!(text.contains(expected), "{expected} in {text}");
+        }
+    }
+
+    #[test]
+    fn the_example_config_in_deploy_is_valid() {
+        let text = include_str!("../../../deploy/config/latch-server.toml");
+        let file: FileConfig = toml::from_str(text).expect("the example parses");
+        let mut file = file;
+        // The example's data directory is a production path; the rest must resolve as written.
+        file.data_dir = None;
+        Config::resolve(Flags::default(), file).expect("the example is valid");
     }
 }

@@ -4,6 +4,7 @@
 //! - [`store`]: durable state on SQLite or PostgreSQL behind one interface.
 //! - [`auth`]: API tokens and callers.
 //! - [`lifecycle`]: requests, approvals, the expiry sweeper and the reconciler.
+//! - [`connectors`]: the connector CA, enrollment, the mTLS listener and the hub of streams.
 //! - [`api`]: the gRPC services and the HTTP endpoints on the public port.
 //! - [`server`]: start-up and graceful shutdown.
 //!
@@ -13,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod connectors;
 pub mod lifecycle;
 pub mod metrics;
 pub mod problems;

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use latch_proto::v1::connector_service_server::ConnectorServiceServer;
+
 use crate::config::{Config, Database};
+use crate::connectors::{ConnectorApi, Connectors, listener};
 use crate::lifecycle::{Lifecycle, sweeper};
 use crate::{api, bootstrap, metrics, store};
 
@@ -34,8 +37,7 @@ pub async fn run(
         tracing::info!(path = %path.display(), user = bootstrap::FIRST_ADMIN, "created the first admin token");
     }
 
-    // Bound now so that a taken port fails the start; the connector stream arrives in a later release.
-    let _connector_listener = TcpListener::bind(config.connector_listen)
+    let connector_listener = TcpListener::bind(config.connector_listen)
         .await
         .with_context(|| {
             format!(
@@ -47,16 +49,57 @@ pub async fn run(
         .await
         .with_context(|| format!("binding the API listener on {}", config.listen))?;
     let lifecycle = Arc::new(Lifecycle::new(store.clone(), config.lifecycle.clone()));
+    let connectors = Connectors::start(
+        config.connectors.clone(),
+        &config.data_dir,
+        lifecycle.clone(),
+    )
+    .context("starting the connector side")?;
     // Expiry is swept from the database at once: access that fell due while the server was down
     // is revoked within moments of start.
     let (stop_sweeper, stopped) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(sweeper::run(lifecycle.clone(), stopped));
-    let router = api::router(store, lifecycle, metrics::handle()).context("building the API")?;
+    let router = api::router(store, lifecycle, connectors.hub.clone(), metrics::handle())
+        .context("building the API")?;
+    let (stopping, mut stop_connectors) = tokio::sync::watch::channel(false);
+    let stopping = Arc::new(stopping);
+    let connector_server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(config.connectors.heartbeat))
+        .http2_keepalive_timeout(Some(config.connectors.heartbeat * 2))
+        .add_service(ConnectorServiceServer::new(ConnectorApi::new(
+            connectors.hub.clone(),
+        )))
+        .serve_with_incoming_shutdown(
+            listener::accept(
+                connector_listener,
+                connectors.tls.clone(),
+                connectors.ca.clone(),
+            ),
+            async move {
+                let _ = stop_connectors.wait_for(|stop| *stop).await;
+            },
+        );
+    let hub = connectors.hub.clone();
+    let connector_task = tokio::spawn(async move {
+        if let Err(err) = connector_server.await {
+            tracing::error!(error = %err, "the connector listener failed");
+        }
+    });
     tracing::info!(listen = %listener.local_addr()?, connector_listen = %config.connector_listen, "latch-server is serving");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    let stop_listener = stopping.clone();
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Streams end with a goodbye before the listener stops, so connectors reconnect
+            // (to another replica) at once instead of waiting for a dead peer.
+            hub.close_all();
+            let _ = stop_listener.send(true);
+        })
         .await
-        .context("serving the API")?;
+        .context("serving the API");
+    let _ = stopping.send(true);
+    let _ = connector_task.await;
+    served?;
     let _ = stop_sweeper.send(true);
     if let Err(err) = sweeper.await {
         tracing::error!(error = %err, "the expiry sweeper stopped abnormally");

@@ -3,9 +3,11 @@
 
 mod audit;
 mod auth_layer;
-mod convert;
+mod connectors;
+pub(crate) mod convert;
 mod directory;
 mod flows;
+mod integrations;
 mod page;
 mod requests;
 mod resources;
@@ -18,7 +20,9 @@ use axum::routing::get;
 use latch_proto::v1::access_flow_service_server::AccessFlowServiceServer;
 use latch_proto::v1::access_request_service_server::AccessRequestServiceServer;
 use latch_proto::v1::audit_service_server::AuditServiceServer;
+use latch_proto::v1::connector_admin_service_server::ConnectorAdminServiceServer;
 use latch_proto::v1::directory_service_server::DirectoryServiceServer;
+use latch_proto::v1::integration_service_server::IntegrationServiceServer;
 use latch_proto::v1::resource_service_server::ResourceServiceServer;
 use latch_proto::v1::token_service_server::TokenServiceServer;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -28,8 +32,10 @@ use crate::store::Store;
 
 pub use audit::AuditApi;
 pub use auth_layer::caller;
+pub use connectors::ConnectorAdminApi;
 pub use directory::DirectoryApi;
 pub use flows::FlowApi;
+pub use integrations::IntegrationApi;
 pub use requests::RequestApi;
 pub use resources::ResourceApi;
 pub use tokens::TokenApi;
@@ -43,6 +49,7 @@ const UNAUTHENTICATED_PREFIXES: &[&str] = &["/grpc.health.v1.Health/"];
 pub fn router(
     store: Arc<dyn Store>,
     lifecycle: Arc<Lifecycle>,
+    hub: Arc<crate::connectors::Hub>,
     metrics: PrometheusHandle,
 ) -> Result<axum::Router, tonic_reflection::server::Error> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -62,6 +69,12 @@ pub fn router(
             .await;
         reporter
             .set_serving::<ResourceServiceServer<ResourceApi>>()
+            .await;
+        reporter
+            .set_serving::<ConnectorAdminServiceServer<ConnectorAdminApi>>()
+            .await;
+        reporter
+            .set_serving::<IntegrationServiceServer<IntegrationApi>>()
             .await;
     });
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -88,7 +101,15 @@ pub fn router(
         .add_service(AccessRequestServiceServer::new(RequestApi::new(
             lifecycle.clone(),
         )))
-        .add_service(ResourceServiceServer::new(ResourceApi::new(lifecycle)))
+        .add_service(ResourceServiceServer::new(ResourceApi::new(
+            lifecycle.clone(),
+        )))
+        .add_service(ConnectorAdminServiceServer::new(ConnectorAdminApi::new(
+            hub,
+        )))
+        .add_service(IntegrationServiceServer::new(IntegrationApi::new(
+            lifecycle,
+        )))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

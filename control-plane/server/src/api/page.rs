@@ -5,7 +5,7 @@ use tonic::Status;
 use super::status::invalid_field;
 
 const DEFAULT_PAGE_SIZE: u32 = 100;
-const MAX_PAGE_SIZE: u32 = 1000;
+pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// The page size to use for a requested size.
 pub fn size(requested: u32) -> u32 {

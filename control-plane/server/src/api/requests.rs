@@ -356,6 +356,7 @@ impl AccessRequestService for RequestApi {
         let filter = GrantFilter {
             identity,
             state: body.active.then_some(GrantState::Active),
+            resource_id: None,
         };
         let rows = self
             .lifecycle

@@ -8,7 +8,7 @@ use latch_proto::v1::resource_service_server::ResourceService;
 use tonic::{Request, Response, Status};
 
 use crate::lifecycle::{Lifecycle, STATIC_SOURCE};
-use crate::store::ResourceRecord;
+use crate::store::{GrantFilter, GrantState, ResourceRecord};
 
 use super::auth_layer::{admin, caller};
 use super::status::{invalid_document, invalid_field};
@@ -78,17 +78,45 @@ impl ResourceService for ResourceApi {
         if id.trim().is_empty() {
             return Err(invalid_field("id", "is required"));
         }
-        let found = self
-            .lifecycle
-            .store()
-            .resources_by_id(std::slice::from_ref(&id))
+        let store = self.lifecycle.store();
+        let found = store.resources_by_id(std::slice::from_ref(&id)).await?;
+        let Some(resource) = found.into_iter().next() else {
+            return Err(Status::not_found(format!("no resource with id {id:?}")));
+        };
+        let ancestors = store.resources_by_id(&resource.ancestors).await?;
+        // resources_by_id answers in id order; the chain reads parent first.
+        let ancestors = resource
+            .ancestors
+            .iter()
+            .filter_map(|id| ancestors.iter().find(|a| &a.id == id))
+            .map(convert::resource)
+            .collect();
+        let permissions = store
+            .type_permissions(&resource.integration, &resource.resource_type)
             .await?;
-        match found.first() {
-            Some(resource) => Ok(Response::new(pb::GetResourceResponse {
-                resource: Some(convert::resource(resource)),
-            })),
-            None => Err(Status::not_found(format!("no resource with id {id:?}"))),
+        let mut active_grants = Vec::new();
+        for state in [
+            GrantState::Granting,
+            GrantState::Active,
+            GrantState::Revoking,
+            GrantState::RevokeFailed,
+        ] {
+            let filter = GrantFilter {
+                resource_id: Some(resource.id.clone()),
+                state: Some(state),
+                ..GrantFilter::default()
+            };
+            let grants = store
+                .list_grants(&filter, None, page::MAX_PAGE_SIZE)
+                .await?;
+            active_grants.extend(grants.iter().map(convert::grant));
         }
+        Ok(Response::new(pb::GetResourceResponse {
+            resource: Some(convert::resource(&resource)),
+            ancestors,
+            permissions,
+            active_grants,
+        }))
     }
 
     async fn list_resources(
@@ -107,6 +135,8 @@ impl ResourceService for ResourceApi {
                 limit + 1,
                 Some(request.integration.as_str()).filter(|s| !s.is_empty()),
                 Some(request.r#type.as_str()).filter(|s| !s.is_empty()),
+                &std::collections::BTreeMap::new(),
+                None,
             )
             .await?;
         let (rows, next_page_token) = page::split(rows, limit, |r| r.id.clone());

@@ -33,6 +33,8 @@ impl From<Refusal> for Status {
             Refusal::PermissionDenied(message) => Status::permission_denied(message),
             Refusal::FailedPrecondition(message) => Status::failed_precondition(message),
             Refusal::InvalidArgument(message) => Status::invalid_argument(message),
+            Refusal::AlreadyExists(message) => Status::already_exists(message),
+            Refusal::Unauthenticated(message) => Status::unauthenticated(message),
         }
     }
 }

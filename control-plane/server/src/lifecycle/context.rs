@@ -182,6 +182,8 @@ pub struct Approvers<'a> {
     pub directory: &'a Directory,
     /// Resource id → owners.
     pub resource_owners: BTreeMap<String, Vec<String>>,
+    /// Integration name → owners: its owner users and the members of its owner groups.
+    pub integration_owners: BTreeMap<String, Vec<String>>,
 }
 
 impl<'a> Approvers<'a> {
@@ -192,7 +194,22 @@ impl<'a> Approvers<'a> {
                 .iter()
                 .map(|r| (r.id.clone(), r.owners.clone()))
                 .collect(),
+            integration_owners: BTreeMap::new(),
         }
+    }
+
+    /// Adds the owners of these integrations (as `latch integrations set-owners` set them).
+    pub fn with_integrations(mut self, integrations: &[crate::store::IntegrationRecord]) -> Self {
+        for integration in integrations {
+            let mut owners: std::collections::BTreeSet<String> =
+                integration.owner_users.iter().cloned().collect();
+            for group in &integration.owner_groups {
+                owners.extend(self.directory.members_of(group));
+            }
+            self.integration_owners
+                .insert(integration.name.clone(), owners.into_iter().collect());
+        }
+        self
     }
 }
 
@@ -207,9 +224,11 @@ impl ApproverDirectory for Approvers<'_> {
             .contains(schedule)
     }
 
-    fn integration_owners(&self, _integration: &str) -> Vec<String> {
-        // Integration owners are set on integrations, which connectors announce (a later release).
-        Vec::new()
+    fn integration_owners(&self, integration: &str) -> Vec<String> {
+        self.integration_owners
+            .get(integration)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn resource_owners(&self, resource_id: &str) -> Vec<String> {

@@ -47,6 +47,8 @@ pub struct Lifecycle {
     settings: Settings,
     /// Wakes the sweeper early (a new expiry may be sooner than its next tick).
     wake: Notify,
+    /// Wakes the connector sessions: new commands may be in the outbox.
+    outbox: Arc<Notify>,
     /// Writes new requests in groups.
     writer: writer::RequestWriter,
     /// The versions the last full reconcile saw.
@@ -63,6 +65,7 @@ impl Lifecycle {
             store,
             settings,
             wake: Notify::new(),
+            outbox: Arc::new(Notify::new()),
         }
     }
 
@@ -83,7 +86,20 @@ impl Lifecycle {
         }
     }
 
+    /// After a change that may move an expiry or write commands: the sweeper looks again and
+    /// the connector sessions claim what is new.
     fn wake_sweeper(&self) {
         self.wake.notify_one();
+        self.commands_written();
+    }
+
+    /// What connector sessions wait on for new commands.
+    pub fn outbox(&self) -> Arc<Notify> {
+        self.outbox.clone()
+    }
+
+    /// Wakes the connector sessions to claim new commands.
+    pub fn commands_written(&self) {
+        self.outbox.notify_waiters();
     }
 }

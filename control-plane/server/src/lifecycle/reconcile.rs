@@ -186,6 +186,7 @@ impl Lifecycle {
             })
             .await?;
         if !applied.is_empty() {
+            self.commands_written();
             metrics::counter!("latch_reconcile_grants_total", "action" => "grant")
                 .increment(applied.grant.len() as u64);
             metrics::counter!("latch_reconcile_grants_total", "action" => "revoke")
@@ -205,7 +206,14 @@ impl Lifecycle {
         loop {
             let page = self
                 .store
-                .list_resources(after.as_deref(), 1000, None, None)
+                .list_resources(
+                    after.as_deref(),
+                    1000,
+                    None,
+                    None,
+                    &std::collections::BTreeMap::new(),
+                    None,
+                )
                 .await?;
             let done = page.len() < 1000;
             after = page.last().map(|r| r.id.clone());

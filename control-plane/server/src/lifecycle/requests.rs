@@ -325,7 +325,7 @@ impl Lifecycle {
         now: DateTime<Utc>,
     ) -> Result<RequestView, StoreError> {
         let (resources, context) = self.approval_facts(id).await?;
-        let approvers = Approvers::new(&context.directory, &resources);
+        let approvers = self.approvers(&context, &resources).await?;
         let at = to_jiff(now);
         let view = self
             .store
@@ -369,7 +369,7 @@ impl Lifecycle {
             ));
         }
         let (resources, context) = self.approval_facts(id).await?;
-        let approvers = Approvers::new(&context.directory, &resources);
+        let approvers = self.approvers(&context, &resources).await?;
         let at = to_jiff(now);
         self.store
             .change_request(id, &actor.email, now, &|view| {
@@ -428,7 +428,7 @@ impl Lifecycle {
         now: DateTime<Utc>,
     ) -> Result<RequestView, StoreError> {
         let (resources, context) = self.approval_facts(id).await?;
-        let approvers = Approvers::new(&context.directory, &resources);
+        let approvers = self.approvers(&context, &resources).await?;
         let at = to_jiff(now);
         let reason = if reason.trim().is_empty() {
             format!("revoked by {}", actor.email)
@@ -461,6 +461,7 @@ impl Lifecycle {
                 Ok(RequestChange::Revoke { reason: reason.clone() })
             })
             .await?;
+        self.commands_written();
         Ok(view)
     }
 
@@ -529,7 +530,8 @@ impl Lifecycle {
         }
         let until = activated + chrono::Duration::seconds(secs(total));
         let details = serde_json::json!({ "more_secs": secs(more), "total_secs": secs(total) });
-        self.store
+        let view = self
+            .store
             .change_request(id, &actor.email, now, &|view| {
                 if view.request.state != RequestState::Active {
                     return Err(Refusal::FailedPrecondition(format!(
@@ -542,7 +544,27 @@ impl Lifecycle {
                     details: details.clone(),
                 })
             })
-            .await
+            .await?;
+        self.wake_sweeper();
+        Ok(view)
+    }
+
+    /// Who may approve, for these resources: the directory, resource owners and the owners of
+    /// their integrations.
+    pub async fn approvers<'c>(
+        &self,
+        context: &'c Context,
+        resources: &[ResourceRecord],
+    ) -> Result<Approvers<'c>, StoreError> {
+        let names: std::collections::BTreeSet<&str> =
+            resources.iter().map(|r| r.integration.as_str()).collect();
+        let mut integrations = Vec::new();
+        for name in names {
+            if let Some(record) = self.store.integration(name, Utc::now()).await? {
+                integrations.push(record);
+            }
+        }
+        Ok(Approvers::new(&context.directory, resources).with_integrations(&integrations))
     }
 
     /// One request with its approvals and grants.
@@ -565,7 +587,7 @@ impl Lifecycle {
         }
         let already = view.approvals.iter().any(|a| same_email(&a.approver, user));
         let resources = self.resources_of(&view.request.items).await?;
-        let approvers = Approvers::new(&context.directory, &resources);
+        let approvers = self.approvers(context, &resources).await?;
         Ok(!already
             && stored_decision(&view.request)
                 .ok()

@@ -68,6 +68,7 @@ async fn sweep_loop(lifecycle: Arc<Lifecycle>, mut shutdown: watch::Receiver<boo
                     metrics::counter!("latch_expiry_requests_timed_out_total")
                         .increment(report.timed_out_requests as u64);
                     if report.expired_requests + report.timed_out_requests > 0 {
+                        lifecycle.commands_written();
                         tracing::info!(
                             expired = report.expired_requests,
                             timed_out = report.timed_out_requests,

@@ -170,16 +170,20 @@ pub enum GrantState {
     Expired,
     Revoked,
     Failed,
+    /// A revoke that used up its attempts: the access may still be in place. Its revoke command
+    /// stays open and is tried again from time to time; a `Done` for it ends the grant.
+    RevokeFailed,
 }
 
 impl GrantState {
-    pub const ALL: [GrantState; 6] = [
+    pub const ALL: [GrantState; 7] = [
         GrantState::Granting,
         GrantState::Active,
         GrantState::Revoking,
         GrantState::Expired,
         GrantState::Revoked,
         GrantState::Failed,
+        GrantState::RevokeFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -190,6 +194,7 @@ impl GrantState {
             GrantState::Expired => "expired",
             GrantState::Revoked => "revoked",
             GrantState::Failed => "failed",
+            GrantState::RevokeFailed => "revoke_failed",
         }
     }
 
@@ -310,6 +315,10 @@ pub enum Refusal {
     FailedPrecondition(String),
     #[error("{0}")]
     InvalidArgument(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Unauthenticated(String),
 }
 
 /// What the reconciler wants changed, decided from the live grants.
@@ -350,6 +359,7 @@ pub struct RequestFilter {
 pub struct GrantFilter {
     pub identity: Option<String>,
     pub state: Option<GrantState>,
+    pub resource_id: Option<String>,
 }
 
 /// A closure deciding a request change from a fresh view.
@@ -377,13 +387,17 @@ pub trait LifecycleStore: Send + Sync + 'static {
     /// The resources with these ids (those that exist), in no particular order.
     async fn resources_by_id(&self, ids: &[String]) -> Result<Vec<ResourceRecord>, StoreError>;
 
-    /// Resources with ids after `after`, ordered by id, optionally of one integration and type.
+    /// Resources with ids after `after`, ordered by id, optionally of one integration and type,
+    /// carrying every one of `tags` (same key, same value), and containing `search` in their id
+    /// or name (case-insensitive; on SQLite only ASCII letters fold).
     async fn list_resources(
         &self,
         after: Option<&str>,
         limit: u32,
         integration: Option<&str>,
         resource_type: Option<&str>,
+        tags: &BTreeMap<String, String>,
+        search: Option<&str>,
     ) -> Result<Vec<ResourceRecord>, StoreError>;
 
     /// What servers cache, by version, in one read: a copy is current while its version is.

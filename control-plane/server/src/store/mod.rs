@@ -3,11 +3,13 @@
 //! migrations at start. The contract tests in `tests/store_contract.rs` run against both.
 
 mod audit_chain;
+mod connectors;
 mod error;
 mod lifecycle;
 mod postgres;
 mod records;
 pub(crate) mod rows;
+mod sql_connectors;
 mod sql_lifecycle;
 mod sql_store;
 mod sqlite;
@@ -19,6 +21,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use audit_chain::{ChainBreak, ChainVerifier, GENESIS_HASH, chain_hash};
+pub use connectors::{
+    Announcement, AttemptOutcome, ClaimedCommand, ConnectorRecord, ConnectorState, ConnectorStore,
+    IntegrationRecord, NewConnector, PageChanges, RetryPolicy, SyncEnd, SyncedIdentity,
+    SyncedResource,
+};
 pub use error::StoreError;
 pub use lifecycle::{
     ApprovalRecord, CacheVersions, ChangeFn, CommandRecord, CommandResult, CreatedRequest,
@@ -36,7 +43,7 @@ pub use sqlite::SqliteStore;
 /// Everything Latch keeps. Every method that changes state writes its audit events in the same
 /// transaction, so a change and its record land together or not at all.
 #[async_trait]
-pub trait Store: LifecycleStore {
+pub trait Store: LifecycleStore + ConnectorStore {
     /// Creates or updates flows, all or nothing. Content equal to the current version (same digest)
     /// makes no new version; a deleted flow comes back with the version after its last one.
     async fn apply_flows(

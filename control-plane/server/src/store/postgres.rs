@@ -5,6 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::StoreError;
+use super::sql_connectors::impl_connectors;
 use super::sql_lifecycle::impl_lifecycle;
 use super::sql_store::impl_store;
 
@@ -44,4 +45,13 @@ impl_lifecycle!(
     for_update = " FOR UPDATE",
     for_share = " FOR SHARE",
     skip_locked = " FOR UPDATE SKIP LOCKED"
+);
+
+impl_connectors!(
+    PostgresStore,
+    sqlx::Postgres,
+    for_update = " FOR UPDATE",
+    for_share = " FOR SHARE",
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+    anonymous_binds = false
 );

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{NewGrant, RequestRecord};
+use super::{NewGrant, RequestRecord, SyncedResource};
 
 /// One value to bind.
 #[derive(Debug, Clone)]
@@ -83,6 +83,72 @@ pub const COMMANDS: Table = Table {
         "created_at",
     ],
 };
+
+/// Resources as a sync writes them (the lifecycle's `replace_resources` writes one at a time).
+pub const RESOURCES: Table = Table {
+    name: "resources",
+    columns: &[
+        "id",
+        "integration",
+        "resource_type",
+        "name",
+        "parent",
+        "ancestors",
+        "tags",
+        "owners",
+        "source",
+        "first_seen",
+        "last_seen",
+        "digest",
+    ],
+};
+
+pub const IDENTITIES: Table = Table {
+    name: "integration_identities",
+    columns: &["integration", "external_id", "email", "display_name"],
+};
+
+/// A synced resource's row; its source is its integration.
+pub fn synced_resource_row(
+    integration: &str,
+    resource: &SyncedResource,
+    ancestors: &[String],
+    digest: &str,
+    first_seen: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<SqlValue> {
+    use SqlValue::*;
+    vec![
+        Text(resource.id.clone()),
+        Text(integration.to_owned()),
+        Text(resource.resource_type.clone()),
+        Text(resource.name.clone()),
+        OptText(resource.parent.clone()),
+        Text(serde_json::to_string(ancestors).unwrap_or_default()),
+        Text(serde_json::to_string(&resource.tags).unwrap_or_default()),
+        Text(serde_json::to_string(&resource.owners).unwrap_or_default()),
+        Text(integration.to_owned()),
+        Time(first_seen),
+        Time(now),
+        Text(digest.to_owned()),
+    ]
+}
+
+/// The digest of what a sync says about a resource (type, name, parent, tags, owners): equal
+/// digests mean there is nothing to write. Ancestors are left out: they follow from the parents
+/// and are kept up to date when a parent moves.
+pub fn resource_digest(resource: &SyncedResource) -> String {
+    use sha2::{Digest, Sha256};
+    let facts = (
+        &resource.resource_type,
+        &resource.name,
+        &resource.parent,
+        &resource.tags,
+        &resource.owners,
+    );
+    let text = serde_json::to_string(&facts).unwrap_or_default();
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
 
 pub fn request_row(request: &RequestRecord) -> Vec<SqlValue> {
     use SqlValue::*;
@@ -196,7 +262,39 @@ pub fn insert_sql(table: &Table, rows: usize) -> String {
 
 /// How many rows of `table` fit in one statement, under both backends' limits on bound values.
 pub fn rows_per_statement(table: &Table) -> usize {
-    (4000 / table.columns.len()).max(1)
+    rows_within(table, 4000)
+}
+
+/// How many rows of `table` fit in `binds` bound values (at least one).
+pub fn rows_within(table: &Table, binds: usize) -> usize {
+    (binds / table.columns.len()).max(1)
+}
+
+/// Bound values per statement for bulk statements. On SQLite these are written with anonymous
+/// placeholders (see [`anonymous_placeholders`]), so their size costs nothing extra there.
+pub const BULK_BINDS: usize = 4000;
+
+/// `sql` with each numbered placeholder (`$1`, `$2`, ...) turned into an anonymous one (`?`), for
+/// SQLite. Only for statements whose placeholders appear once each, in order.
+///
+/// Binding a statement's `$N` parameters costs sqlx quadratic time on SQLite: it asks SQLite for
+/// each parameter's name, and SQLite finds a name by scanning the list of all of them. A
+/// 4000-value insert spent most of its time there (1000 resources: 107 ms in 333-row statements,
+/// 45 ms in 20-row ones). Anonymous parameters have no names to scan.
+pub fn anonymous_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -210,6 +308,14 @@ mod tests {
         assert!(
             sql.ends_with("($9, $10, $11, $12, $13, $14, $15, $16)"),
             "{sql}"
+        );
+    }
+
+    #[test]
+    fn numbered_placeholders_become_anonymous() {
+        assert_eq!(
+            anonymous_placeholders("INSERT INTO t (a, b) VALUES ($1, $2), ($3, $10) -- $x"),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) -- $x"
         );
     }
 

@@ -266,9 +266,29 @@ macro_rules! impl_lifecycle {
                 table: &$crate::store::rows::Table,
                 rows: Vec<Vec<$crate::store::rows::SqlValue>>,
             ) -> Result<(), $crate::store::StoreError> {
+                let per = $crate::store::rows::rows_per_statement(table);
+                Self::lc_insert_rows_with(tx, table, rows, "", per, false).await.map(|_| ())
+            }
+
+            /// Inserts rows into `table`, `per_statement` at a time, each statement ending with
+            /// `suffix` (an `ON CONFLICT` clause, say, without placeholders). With `anonymous`,
+            /// placeholders are written as `?` (SQLite only; see `rows::anonymous_placeholders`).
+            /// Returns how many rows were written.
+            async fn lc_insert_rows_with(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                table: &$crate::store::rows::Table,
+                rows: Vec<Vec<$crate::store::rows::SqlValue>>,
+                suffix: &str,
+                per_statement: usize,
+                anonymous: bool,
+            ) -> Result<u64, $crate::store::StoreError> {
                 use $crate::store::rows::SqlValue;
-                for chunk in rows.chunks($crate::store::rows::rows_per_statement(table)) {
-                    let sql = $crate::store::rows::insert_sql(table, chunk.len());
+                let mut written = 0;
+                for chunk in rows.chunks(per_statement.max(1)) {
+                    let mut sql = $crate::store::rows::insert_sql(table, chunk.len()) + suffix;
+                    if anonymous {
+                        sql = $crate::store::rows::anonymous_placeholders(&sql);
+                    }
                     // Only numbered placeholders are formatted in; every value is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for value in chunk.iter().flatten() {
@@ -281,12 +301,13 @@ macro_rules! impl_lifecycle {
                             SqlValue::OptTime(v) => query.bind(*v),
                         };
                     }
-                    query
+                    written += query
                         .execute(&mut **tx)
                         .await
-                        .map_err(|err| $crate::store::StoreError::from_write(err, table.name))?;
+                        .map_err(|err| $crate::store::StoreError::from_write(err, table.name))?
+                        .rows_affected();
                 }
-                Ok(())
+                Ok(written)
             }
 
             /// The live grants (granting or active) that hold any of these (identity, resource,
@@ -729,7 +750,11 @@ macro_rules! impl_lifecycle {
                 for (request, _) in requests.iter_mut() {
                     // Done when none of its grants waits for a revoke.
                     let waiting = grants.iter().filter(|g| g.request_id.as_deref() == Some(request.id.as_str())).any(|g| {
-                        if g.state.is_live() { revoking.contains(&g.id) } else { g.state == GrantState::Revoking }
+                        if g.state.is_live() {
+                            revoking.contains(&g.id)
+                        } else {
+                            matches!(g.state, GrantState::Revoking | GrantState::RevokeFailed)
+                        }
                     });
                     if !waiting {
                         let event = if request.end_reason.is_none() { Event::RevokedOnExpiry } else { Event::RevokedEarly };
@@ -843,6 +868,140 @@ macro_rules! impl_lifecycle {
                     _ => {}
                 }
                 Self::lc_save_request(tx, request).await
+            }
+
+            /// Finds a command and locks its request (if any), its grant and the command itself, in
+            /// the lifecycle's lock order. `Refusal::NotFound` if there is no such command.
+            async fn lc_lock_command(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                command_id: &str,
+            ) -> Result<
+                (Option<$crate::store::RequestRecord>, $crate::store::GrantRecord, $crate::store::CommandRecord),
+                $crate::store::StoreError,
+            > {
+                use sqlx::Row;
+                let found = sqlx::query(
+                    "SELECT g.id AS grant_id, g.request_id AS request_id FROM commands c \
+                     JOIN grants g ON g.id = c.grant_id WHERE c.id = $1",
+                )
+                .bind(command_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some(found) = found else {
+                    return Err($crate::store::StoreError::Refused($crate::store::Refusal::NotFound(format!(
+                        "no command with id {command_id:?}"
+                    ))));
+                };
+                let grant_id: String = found.try_get("grant_id")?;
+                let request_id: Option<String> = found.try_get("request_id")?;
+                // Lock order: request, grant, command.
+                let request = match &request_id {
+                    Some(id) => Self::lc_lock_request(tx, id).await?,
+                    None => None,
+                };
+                let grant_row = sqlx::query(concat!("SELECT * FROM grants WHERE id = $1", $for_update))
+                    .bind(&grant_id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                let grant = Self::lc_grant_from_row(&grant_row)?;
+                let command_row = sqlx::query(concat!("SELECT * FROM commands WHERE id = $1", $for_update))
+                    .bind(command_id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                let command = Self::lc_command_from_row(&command_row)?;
+                Ok((request, grant, command))
+            }
+
+            /// Whoever held this command holds it no longer.
+            async fn lc_release_claim(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                command_id: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "UPDATE commands SET claimed_by = NULL, claim_until = NULL \
+                     WHERE id = $1 AND claimed_by IS NOT NULL",
+                )
+                .bind(command_id)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// Records a connector's result for an open command locked with `lc_lock_command`:
+            /// completes it (releasing its claim) and, unless its generation is stale, moves the
+            /// grant and its request on.
+            #[allow(clippy::too_many_arguments)]
+            async fn lc_record_result(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                request: Option<&mut $crate::store::RequestRecord>,
+                grant: &$crate::store::GrantRecord,
+                command: &$crate::store::CommandRecord,
+                result: &$crate::store::CommandResult,
+                actor: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                audit: &mut Vec<$crate::store::NewAuditEvent>,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::{CommandResult, GrantState};
+                let stale = command.generation != grant.generation;
+                let outcome = match (result, stale) {
+                    (_, true) => "stale".to_string(),
+                    (CommandResult::Done, false) => "done".to_string(),
+                    (CommandResult::Failed(why), false) => format!("failed: {why}"),
+                };
+                sqlx::query(
+                    "UPDATE commands SET completed_at = $2, result = $3, claimed_by = NULL, claim_until = NULL \
+                     WHERE id = $1",
+                )
+                .bind(&command.id)
+                .bind(now)
+                .bind(&outcome)
+                .execute(&mut **tx)
+                .await?;
+                if stale {
+                    return Ok(());
+                }
+                let (state, observed, end_reason) = match (command.kind.as_str(), result, grant.state) {
+                    ("grant", CommandResult::Done, GrantState::Granting) => (GrantState::Active, "present", None),
+                    ("grant", CommandResult::Failed(why), GrantState::Granting) => {
+                        (GrantState::Failed, "unknown", Some(why.clone()))
+                    }
+                    // A revoke that had used up its attempts ends the same way when it finally
+                    // goes through.
+                    ("revoke", CommandResult::Done, GrantState::Revoking | GrantState::RevokeFailed) => {
+                        let end = if grant.end_reason.is_none() { GrantState::Expired } else { GrantState::Revoked };
+                        (end, "absent", grant.end_reason.clone())
+                    }
+                    // A failed revoke stays revoking; the connector retries it.
+                    _ => (grant.state, grant.observed.as_str(), grant.end_reason.clone()),
+                };
+                sqlx::query(
+                    "UPDATE grants SET state = $2, observed = $3, end_reason = $4, updated_at = $5, \
+                     started_at = CASE WHEN $2 = 'active' THEN $5 ELSE started_at END WHERE id = $1",
+                )
+                .bind(&grant.id)
+                .bind(state.as_str())
+                .bind(observed)
+                .bind(&end_reason)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                audit.push($crate::store::NewAuditEvent {
+                    at: now,
+                    actor: actor.to_string(),
+                    action: "command.completed",
+                    subject: grant.request_id.clone().unwrap_or_else(|| grant.id.clone()),
+                    details: serde_json::json!({
+                        "command_id": command.id,
+                        "kind": command.kind,
+                        "grant_id": grant.id,
+                        "result": outcome,
+                        "grant_state": state.as_str(),
+                    }),
+                });
+                if let Some(request) = request {
+                    Self::lc_settle(tx, request, actor, now, audit).await?;
+                }
+                Ok(())
             }
 
             async fn lc_insert_approval(
@@ -1078,17 +1237,50 @@ macro_rules! impl_lifecycle {
                 limit: u32,
                 integration: Option<&str>,
                 resource_type: Option<&str>,
+                tags: &std::collections::BTreeMap<String, String>,
+                search: Option<&str>,
             ) -> Result<Vec<$crate::store::ResourceRecord>, $crate::store::StoreError> {
-                let rows = sqlx::query(
+                let mut sql = String::from(
                     "SELECT * FROM resources WHERE ($1 IS NULL OR id > $1) AND ($2 IS NULL OR integration = $2) \
-                     AND ($3 IS NULL OR resource_type = $3) ORDER BY id LIMIT $4",
-                )
-                .bind(after)
-                .bind(integration)
-                .bind(resource_type)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
+                     AND ($3 IS NULL OR resource_type = $3)",
+                );
+                let mut params: Vec<String> = Vec::new();
+                // Tags are stored as serde_json writes a map: `{"key":"value",...}`, compact, keys in
+                // order. Inside a JSON string every quote is escaped, so `{"k":"v"` or `,"k":"v"`
+                // occurs in the text exactly when the map holds k = v. `replace(..) <> ..` is a
+                // case-sensitive "contains" that both backends spell the same way.
+                for (key, value) in tags {
+                    let pair = format!(
+                        "{}:{}",
+                        serde_json::Value::from(key.as_str()),
+                        serde_json::Value::from(value.as_str())
+                    );
+                    let n = params.len() + 5;
+                    sql.push_str(&format!(
+                        " AND (replace(tags, ${n}, '') <> tags OR replace(tags, ${}, '') <> tags)",
+                        n + 1
+                    ));
+                    params.push(format!("{{{pair}"));
+                    params.push(format!(",{pair}"));
+                }
+                if let Some(search) = search.map(str::to_lowercase).filter(|s| !s.is_empty()) {
+                    let n = params.len() + 5;
+                    sql.push_str(&format!(
+                        " AND (replace(lower(id), ${n}, '') <> lower(id) OR replace(lower(name), ${n}, '') <> lower(name))"
+                    ));
+                    params.push(search);
+                }
+                sql.push_str(" ORDER BY id LIMIT $4");
+                // Only numbered placeholders are formatted in; every value is bound.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(after)
+                    .bind(integration)
+                    .bind(resource_type)
+                    .bind(i64::from(limit));
+                for param in params {
+                    query = query.bind(param);
+                }
+                let rows = query.fetch_all(&self.pool).await?;
                 rows.iter().map(Self::lc_resource_from_row).collect()
             }
 
@@ -1323,12 +1515,14 @@ macro_rules! impl_lifecycle {
             ) -> Result<Vec<$crate::store::GrantRecord>, $crate::store::StoreError> {
                 let rows = sqlx::query(
                     "SELECT * FROM grants WHERE ($1 IS NULL OR id < $1) AND ($2 IS NULL OR identity = $2) \
-                     AND ($3 IS NULL OR state = $3) ORDER BY id DESC LIMIT $4",
+                     AND ($3 IS NULL OR state = $3) AND ($5 IS NULL OR resource_id = $5) \
+                     ORDER BY id DESC LIMIT $4",
                 )
                 .bind(before)
                 .bind(filter.identity.as_deref())
                 .bind(filter.state.map(|s| s.as_str()))
                 .bind(i64::from(limit))
+                .bind(filter.resource_id.as_deref())
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(Self::lc_grant_from_row).collect()
@@ -1354,96 +1548,18 @@ macro_rules! impl_lifecycle {
                 actor: &str,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), $crate::store::StoreError> {
-                use sqlx::Row;
-                use $crate::store::{CommandResult, GrantState};
                 let now = $crate::store::stored_time(now);
                 let (_writer, mut tx) = self.write_tx().await?;
-                let found = sqlx::query(
-                    "SELECT g.id AS grant_id, g.request_id AS request_id FROM commands c \
-                     JOIN grants g ON g.id = c.grant_id WHERE c.id = $1",
-                )
-                .bind(command_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(found) = found else {
-                    return Err($crate::store::StoreError::Refused($crate::store::Refusal::NotFound(format!(
-                        "no command with id {command_id:?}"
-                    ))));
-                };
-                let grant_id: String = found.try_get("grant_id")?;
-                let request_id: Option<String> = found.try_get("request_id")?;
-                // Lock order: request, grant, command.
-                let mut request = match &request_id {
-                    Some(id) => Self::lc_lock_request(&mut tx, id).await?,
-                    None => None,
-                };
-                let grant_row = sqlx::query(concat!("SELECT * FROM grants WHERE id = $1", $for_update))
-                    .bind(&grant_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let grant = Self::lc_grant_from_row(&grant_row)?;
-                let command_row = sqlx::query(concat!("SELECT * FROM commands WHERE id = $1", $for_update))
-                    .bind(command_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let command = Self::lc_command_from_row(&command_row)?;
-                if command.completed_at.is_some() {
-                    // Delivery is at least once: a second report of the same command changes nothing.
-                    return Ok(());
-                }
-                let stale = command.generation != grant.generation;
-                let outcome = match (result, stale) {
-                    (_, true) => "stale".to_string(),
-                    (CommandResult::Done, false) => "done".to_string(),
-                    (CommandResult::Failed(why), false) => format!("failed: {why}"),
-                };
-                sqlx::query("UPDATE commands SET completed_at = $2, result = $3 WHERE id = $1")
-                    .bind(command_id)
-                    .bind(now)
-                    .bind(&outcome)
-                    .execute(&mut *tx)
-                    .await?;
+                let (mut request, grant, command) = Self::lc_lock_command(&mut tx, command_id).await?;
                 let mut audit = Vec::new();
-                if !stale {
-                    let (state, observed, end_reason) = match (command.kind.as_str(), result, grant.state) {
-                        ("grant", CommandResult::Done, GrantState::Granting) => (GrantState::Active, "present", None),
-                        ("grant", CommandResult::Failed(why), GrantState::Granting) => {
-                            (GrantState::Failed, "unknown", Some(why.clone()))
-                        }
-                        ("revoke", CommandResult::Done, GrantState::Revoking) => {
-                            let end = if grant.end_reason.is_none() { GrantState::Expired } else { GrantState::Revoked };
-                            (end, "absent", grant.end_reason.clone())
-                        }
-                        // A failed revoke stays revoking; the connector retries it.
-                        _ => (grant.state, grant.observed.as_str(), grant.end_reason.clone()),
-                    };
-                    sqlx::query(
-                        "UPDATE grants SET state = $2, observed = $3, end_reason = $4, updated_at = $5, \
-                         started_at = CASE WHEN $2 = 'active' THEN $5 ELSE started_at END WHERE id = $1",
-                    )
-                    .bind(&grant.id)
-                    .bind(state.as_str())
-                    .bind(observed)
-                    .bind(&end_reason)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    audit.push($crate::store::NewAuditEvent {
-                        at: now,
-                        actor: actor.to_string(),
-                        action: "command.completed",
-                        subject: request_id.clone().unwrap_or_else(|| grant.id.clone()),
-                        details: serde_json::json!({
-                            "command_id": command_id,
-                            "kind": command.kind,
-                            "grant_id": grant.id,
-                            "result": outcome,
-                            "grant_state": state.as_str(),
-                        }),
-                    });
-                    if let Some(request) = request.as_mut() {
-                        Self::lc_settle(&mut tx, request, actor, now, &mut audit).await?;
-                    }
+                if command.completed_at.is_some() {
+                    // Delivery is at least once: a second report of the same command changes
+                    // nothing, except that whoever held it no longer does (a superseded command
+                    // in flight holds back its grant's next command until it is reported).
+                    Self::lc_release_claim(&mut tx, command_id).await?;
+                } else {
+                    Self::lc_record_result(&mut tx, request.as_mut(), &grant, &command, result, actor, now, &mut audit)
+                        .await?;
                 }
                 Self::append_audits(&mut tx, audit).await?;
                 tx.commit().await?;

@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 };
 
 use super::StoreError;
+use super::sql_connectors::impl_connectors;
 use super::sql_lifecycle::impl_lifecycle;
 use super::sql_store::impl_store;
 
@@ -75,4 +76,13 @@ impl_lifecycle!(
     for_update = "",
     for_share = "",
     skip_locked = ""
+);
+
+impl_connectors!(
+    SqliteStore,
+    sqlx::Sqlite,
+    for_update = "",
+    for_share = "",
+    skip_locked = "",
+    anonymous_binds = true
 );

@@ -1,0 +1,120 @@
+//! Test helpers shared by the unit tests: a provider that records calls.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::provider::{
+    Capability, GrantSpec, Provider, ProviderError, ResourceTypePermissions, SyncSink,
+    SyncedIdentity, SyncedResource,
+};
+use crate::rate_limit::RateLimiter;
+use crate::runtime::Integration;
+
+#[derive(Default)]
+pub(crate) struct FakeProvider {
+    calls: Mutex<Vec<String>>,
+    failures: Mutex<Vec<ProviderError>>,
+    delay: Mutex<Duration>,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+    pub resources: AtomicUsize,
+}
+
+impl FakeProvider {
+    pub(crate) fn calls(&self) -> Vec<String> {
+        self.calls.lock().expect("lock").clone()
+    }
+
+    pub(crate) fn fail_next(&self, err: ProviderError) {
+        self.failures.lock().expect("lock").push(err);
+    }
+
+    pub(crate) fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().expect("lock") = delay;
+    }
+
+    pub(crate) fn max_concurrent(&self) -> usize {
+        self.max_running.load(Ordering::SeqCst)
+    }
+
+    async fn apply(&self, verb: &str, grant: &GrantSpec) -> Result<(), ProviderError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        let delay = *self.delay.lock().expect("lock");
+        tokio::time::sleep(delay).await;
+        self.calls
+            .lock()
+            .expect("lock")
+            .push(format!("{verb} {} {}", grant.grant_id, grant.permission));
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        match self.failures.lock().expect("lock").pop() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for FakeProvider {
+    fn kind(&self) -> &str {
+        "fake"
+    }
+
+    fn capabilities(&self) -> Vec<Capability> {
+        vec![
+            Capability::Sync,
+            Capability::Grant,
+            Capability::Revoke,
+            Capability::Identities,
+        ]
+    }
+
+    async fn sync(&self, sink: &mut dyn SyncSink) -> Result<(), ProviderError> {
+        let count = self.resources.load(Ordering::SeqCst);
+        let permissions = vec![ResourceTypePermissions {
+            resource_type: "fake.thing".into(),
+            permissions: vec!["readonly".into()],
+        }];
+        let page = (0..count)
+            .map(|i| SyncedResource {
+                id: format!("fake://thing/{i}"),
+                resource_type: "fake.thing".into(),
+                name: format!("thing {i}"),
+                ..SyncedResource::default()
+            })
+            .collect();
+        sink.resources(page, permissions).await?;
+        sink.identities(vec![SyncedIdentity {
+            external_id: "u1".into(),
+            email: Some("ada@example.com".into()),
+            display_name: "Ada".into(),
+        }])
+        .await
+    }
+
+    async fn grant(&self, grant: &GrantSpec) -> Result<(), ProviderError> {
+        self.apply("grant", grant).await
+    }
+
+    async fn revoke(&self, grant: &GrantSpec) -> Result<(), ProviderError> {
+        self.apply("revoke", grant).await
+    }
+
+    async fn health_check(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
+}
+
+pub(crate) fn integration(name: &str, provider: Arc<FakeProvider>) -> Arc<Integration> {
+    Arc::new(Integration {
+        name: name.to_string(),
+        kind: "fake".to_string(),
+        capabilities: provider.capabilities(),
+        provider,
+        limiter: RateLimiter::new(1000),
+        sync_lock: Arc::new(tokio::sync::Mutex::new(())),
+    })
+}

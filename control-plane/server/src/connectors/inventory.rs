@@ -1,0 +1,213 @@
+//! Taking in a connector's syncs: pages of resources go to the store as they arrive (so memory
+//! does not grow with the inventory beyond the set of ids seen), identities are collected, and the
+//! end of a completed full sync deletes what was not seen.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::Utc;
+use latch_proto::v1::{IdentityPage, InventoryPage, SyncDone};
+
+use super::hub::Hub;
+use crate::store::{StoreError, SyncEnd, SyncedIdentity, SyncedResource};
+
+/// One sync in progress.
+#[derive(Default)]
+struct Progress {
+    integration: String,
+    full: bool,
+    seen: HashSet<String>,
+    identities: Vec<SyncedIdentity>,
+    /// Whether a page changed the inventory (the reconciler must look again).
+    changed: bool,
+    /// The first refused page: the sync fails with it and deletes nothing.
+    error: Option<String>,
+}
+
+/// The syncs of one stream.
+pub(super) struct SyncIntake {
+    hub: Arc<Hub>,
+    integrations: Vec<String>,
+    actor: String,
+    syncs: HashMap<String, Progress>,
+}
+
+/// Most syncs one stream may have open at once; a connector that opens more is misbehaving.
+const MAX_OPEN_SYNCS: usize = 16;
+
+impl SyncIntake {
+    pub(super) fn new(hub: Arc<Hub>, integrations: Vec<String>, actor: String) -> SyncIntake {
+        SyncIntake {
+            hub,
+            integrations,
+            actor,
+            syncs: HashMap::new(),
+        }
+    }
+
+    fn progress(&mut self, sync_id: &str, integration: &str, full: bool) -> Option<&mut Progress> {
+        if !self.integrations.iter().any(|name| name == integration) {
+            tracing::warn!(%integration, "a sync page for an integration this stream does not serve; ignored");
+            return None;
+        }
+        if !self.syncs.contains_key(sync_id) && self.syncs.len() >= MAX_OPEN_SYNCS {
+            tracing::warn!(%sync_id, "too many open syncs on one stream; page ignored");
+            return None;
+        }
+        let progress = self
+            .syncs
+            .entry(sync_id.to_string())
+            .or_insert_with(|| Progress {
+                integration: integration.to_string(),
+                full,
+                ..Progress::default()
+            });
+        (progress.integration == integration).then_some(progress)
+    }
+
+    pub(super) async fn page(&mut self, page: InventoryPage) {
+        let store = self.hub.lifecycle.store().clone();
+        let actor = self.actor.clone();
+        let Some(progress) = self.progress(&page.sync_id, &page.integration, page.full) else {
+            return;
+        };
+        if progress.error.is_some() {
+            return;
+        }
+        let resources: Vec<SyncedResource> = page
+            .resources
+            .into_iter()
+            .map(|r| SyncedResource {
+                id: r.id,
+                resource_type: r.r#type,
+                name: r.name,
+                parent: Some(r.parent).filter(|p| !p.is_empty()),
+                tags: r.tags.into_iter().collect::<BTreeMap<_, _>>(),
+                owners: r.owners.into_iter().map(|o| o.to_lowercase()).collect(),
+            })
+            .collect();
+        if let Some(problem) = resources
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| invalid(i, r))
+        {
+            progress.error = Some(problem);
+            return;
+        }
+        let permissions: Vec<(String, Vec<String>)> = page
+            .permissions
+            .into_iter()
+            .map(|p| (p.r#type, p.permissions))
+            .collect();
+        match store
+            .ingest_resources(
+                &page.integration,
+                &resources,
+                &permissions,
+                &actor,
+                Utc::now(),
+            )
+            .await
+        {
+            Ok(changes) => {
+                progress.changed |= changes.added + changes.changed > 0;
+                metrics::counter!("latch_inventory_resources_total", "result" => "added")
+                    .increment(changes.added);
+                metrics::counter!("latch_inventory_resources_total", "result" => "changed")
+                    .increment(changes.changed);
+                metrics::counter!("latch_inventory_resources_total", "result" => "unchanged")
+                    .increment(changes.unchanged);
+            }
+            Err(StoreError::Refused(refusal)) => progress.error = Some(refusal.to_string()),
+            Err(err) => progress.error = Some(format!("storing a page failed: {err}")),
+        }
+        if progress.full {
+            progress.seen.extend(resources.into_iter().map(|r| r.id));
+        }
+    }
+
+    pub(super) fn identities(&mut self, page: IdentityPage) {
+        let Some(progress) = self.progress(&page.sync_id, &page.integration, false) else {
+            return;
+        };
+        progress
+            .identities
+            .extend(page.identities.into_iter().map(|i| SyncedIdentity {
+                external_id: i.external_id,
+                email: i.email.trim().to_lowercase(),
+                display_name: i.display_name,
+            }));
+    }
+
+    pub(super) async fn done(&mut self, done: SyncDone) {
+        // A sync with no pages has no progress yet: an empty inventory is still an answer.
+        if !self.syncs.contains_key(&done.sync_id)
+            && self
+                .progress(&done.sync_id, &done.integration, done.full)
+                .is_none()
+        {
+            return;
+        }
+        let Some(mut progress) = self.syncs.remove(&done.sync_id) else {
+            return;
+        };
+        if progress.integration != done.integration {
+            return;
+        }
+        let error = Some(done.error.clone())
+            .filter(|e| !e.is_empty())
+            .or(progress.error.take());
+        let end = SyncEnd {
+            integration: &done.integration,
+            sync_id: &done.sync_id,
+            full: done.full && progress.full,
+            error: error.as_deref(),
+            seen: progress.full.then_some(&progress.seen),
+            identities: &progress.identities,
+        };
+        let store = self.hub.lifecycle.store().clone();
+        match store.finish_sync(&end, &self.actor, Utc::now()).await {
+            Ok(deleted) => {
+                if let Some(error) = &error {
+                    tracing::warn!(integration = %done.integration, %error, "a sync failed");
+                } else {
+                    tracing::info!(
+                        integration = %done.integration,
+                        resources = progress.seen.len(),
+                        deleted,
+                        identities = progress.identities.len(),
+                        "a sync completed"
+                    );
+                }
+                if progress.changed || deleted > 0 {
+                    // Tags or hierarchy may have moved grants out of their flows' scope.
+                    let lifecycle = self.hub.lifecycle.clone();
+                    tokio::spawn(async move {
+                        lifecycle.after_change().await;
+                    });
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "recording the end of a sync failed"),
+        }
+    }
+}
+
+/// The first problem with a synced resource, naming the field and the value.
+fn invalid(index: usize, resource: &SyncedResource) -> Option<String> {
+    if resource.id.trim().is_empty() {
+        return Some(format!("resources[{index}].id: must not be empty"));
+    }
+    if resource.resource_type.trim().is_empty() {
+        return Some(format!(
+            "resources[{index}].type: must not be empty (resource {:?})",
+            resource.id
+        ));
+    }
+    if resource.parent.as_deref() == Some(resource.id.as_str()) {
+        return Some(format!(
+            "resources[{index}].parent: {:?} is its own parent",
+            resource.id
+        ));
+    }
+    None
+}
