@@ -232,6 +232,32 @@ impl Server {
         panic!("latch-server did not stop within 15 s of SIGTERM");
     }
 
+    /// Applies YAML documents with the admin token: each `(file name, text, command)` is written
+    /// to `dir` and applied with `latch COMMAND apply -f FILE` (`directory`, `flows`,
+    /// `resources`).
+    pub fn apply(&self, dir: &Path, documents: &[(&str, &str, &str)]) {
+        let admin = self.admin_token();
+        for (name, text, command) in documents {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write a document");
+            success(&self.cli(
+                Some(&admin),
+                &[command, "apply", "-f", &path.display().to_string()],
+            ));
+        }
+    }
+
+    /// A new API token for `user`, made with the admin token.
+    pub fn user_token(&self, user: &str) -> String {
+        let out = success(&self.cli(
+            Some(&self.admin_token()),
+            &["-o", "json", "tokens", "create", "--user", user],
+        ));
+        let value: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|err| panic!("not JSON ({err}): {out}"));
+        value["token"].as_str().expect("token").to_string()
+    }
+
     /// Runs the `latch` CLI against this server with `token` (none when `None`).
     pub fn cli(&self, token: Option<&str>, args: &[&str]) -> Output {
         self.cli_command(token, args).output().expect("run latch")

@@ -34,30 +34,14 @@ fn json(text: &str) -> serde_json::Value {
 
 /// Applies the directory and the flow, and returns alice's token.
 fn set_up(server: &Server, dir: &Path) -> String {
-    let admin = server.admin_token();
-    for (name, text, command) in [
-        ("people.yaml", PEOPLE, "directory"),
-        ("flows.yaml", FLOWS, "flows"),
-    ] {
-        let path = dir.join(name);
-        std::fs::write(&path, text).expect("write");
-        success(&server.cli(
-            Some(&admin),
-            &[command, "apply", "-f", &path.display().to_string()],
-        ));
-    }
-    let out = success(&server.cli(
-        Some(&admin),
+    server.apply(
+        dir,
         &[
-            "-o",
-            "json",
-            "tokens",
-            "create",
-            "--user",
-            "alice@example.com",
+            ("people.yaml", PEOPLE, "directory"),
+            ("flows.yaml", FLOWS, "flows"),
         ],
-    ));
-    json(&out)["token"].as_str().expect("token").to_string()
+    );
+    server.user_token("alice@example.com")
 }
 
 /// The state of request `id`, as its requester sees it.
@@ -235,10 +219,23 @@ fn grant_states(server: &Server, token: &str, id: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn killing_the_connector_mid_grant_and_mid_revoke_loses_nothing_and_applies_nothing_twice() {
+/// What dies in the middle of a grant and of a revoke.
+#[derive(Clone, Copy, PartialEq)]
+enum Crash {
+    /// The connector, while its provider is applying: nothing reached the cloud yet, and the
+    /// restarted connector gets the command again.
+    Connector,
+    /// The server, while the connector is applying: the connector finishes but cannot report;
+    /// the restarted server delivers the command again, and the connector answers from its
+    /// journal without applying it a second time.
+    Server,
+}
+
+/// kill -9 of `crash` in the middle of a grant and then of a revoke: nothing lost, nothing
+/// applied twice, and the fake cloud ends as Latch wants it.
+fn crash_in_the_middle(crash: Crash) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (server, alice) = start_server(dir.path(), &[]);
+    let (mut server, alice) = start_server(dir.path(), &[]);
     // Each apply takes 1.5 s, so the kill lands inside it.
     let options = ConnectorOptions {
         delay: Duration::from_millis(1500),
@@ -248,17 +245,34 @@ fn killing_the_connector_mid_grant_and_mid_revoke_loses_nothing_and_applies_noth
     edge.wait_connected(&server, PATIENCE);
     wait_synced(&server, 5);
     let thing = latch_e2e::fake_provider::thing_id("fake-1", 0);
+    let mut kill_and_restart =
+        |server: &mut Server, edge: &mut Connector, applied: &dyn Fn(&Connector) -> bool| {
+            match crash {
+                Crash::Connector => {
+                    std::thread::sleep(Duration::from_millis(300));
+                    edge.kill();
+                    assert!(!applied(edge), "killed before the cloud changed");
+                    edge.spawn();
+                }
+                Crash::Server => {
+                    server.kill();
+                    wait_until(
+                        PATIENCE,
+                        "the connector to finish without the server",
+                        || applied(edge),
+                    );
+                    server.spawn();
+                }
+            }
+        };
 
     let id = ask(&server, &alice, &thing);
     wait_until(PATIENCE, "the connector to start the grant", || {
         started(&edge, "GRANT")
     });
-    std::thread::sleep(Duration::from_millis(300));
-    edge.kill();
-    assert!(edge.record().is_empty(), "killed before the cloud changed");
-    assert_eq!(request_state(&server, &alice, &id), "granting");
-
-    edge.spawn();
+    kill_and_restart(&mut server, &mut edge, &|edge| {
+        edge.record().contains(&alice_reads(&thing))
+    });
     wait_until(PATIENCE, "the grant after the restart", || {
         edge.record().contains(&alice_reads(&thing))
     });
@@ -270,9 +284,7 @@ fn killing_the_connector_mid_grant_and_mid_revoke_loses_nothing_and_applies_noth
     wait_until(PATIENCE, "the connector to start the revoke", || {
         started(&edge, "REVOKE")
     });
-    std::thread::sleep(Duration::from_millis(300));
-    edge.kill();
-    edge.spawn();
+    kill_and_restart(&mut server, &mut edge, &|edge| edge.record().is_empty());
     wait_until(PATIENCE, "the revoke after the restart", || {
         edge.record().is_empty()
     });
@@ -285,56 +297,17 @@ fn killing_the_connector_mid_grant_and_mid_revoke_loses_nothing_and_applies_noth
         "{:#?}",
         edge.calls()
     );
+    success(&server.cli(Some(&server.admin_token()), &["audit", "verify"]));
+}
+
+#[test]
+fn killing_the_connector_mid_grant_and_mid_revoke_loses_nothing_and_applies_nothing_twice() {
+    crash_in_the_middle(Crash::Connector);
 }
 
 #[test]
 fn killing_the_server_mid_grant_and_mid_revoke_loses_nothing_and_applies_nothing_twice() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (mut server, alice) = start_server(dir.path(), &[]);
-    let options = ConnectorOptions {
-        delay: Duration::from_millis(1000),
-        ..ConnectorOptions::default()
-    };
-    let mut edge = Connector::start(&server, "edge-1", options);
-    edge.wait_connected(&server, PATIENCE);
-    wait_synced(&server, 5);
-    let thing = latch_e2e::fake_provider::thing_id("fake-1", 0);
-
-    // The server dies while the connector applies the grant: the connector finishes, cannot
-    // report, and reconnects to the restarted server, which delivers the command again; the
-    // connector answers from its journal without applying it a second time.
-    let id = ask(&server, &alice, &thing);
-    wait_until(PATIENCE, "the connector to start the grant", || {
-        started(&edge, "GRANT")
-    });
-    server.kill();
-    wait_until(PATIENCE, "the grant in the fake cloud", || {
-        edge.record().contains(&alice_reads(&thing))
-    });
-    server.spawn();
-    wait_until(PATIENCE, "the request to be active", || {
-        request_state(&server, &alice, &id) == "active"
-    });
-
-    success(&server.cli(Some(&alice), &["revoke", &id, "--reason", "done"]));
-    wait_until(PATIENCE, "the connector to start the revoke", || {
-        started(&edge, "REVOKE")
-    });
-    server.kill();
-    wait_until(PATIENCE, "the revoke in the fake cloud", || {
-        edge.record().is_empty()
-    });
-    server.spawn();
-    wait_until(PATIENCE, "the request to be revoked", || {
-        request_state(&server, &alice, &id) == "revoked"
-    });
-    assert_eq!(
-        (edge.applied("grant"), edge.applied("revoke")),
-        (1, 1),
-        "the redelivered commands were answered from the journal: {:#?}",
-        edge.calls()
-    );
-    success(&server.cli(Some(&server.admin_token()), &["audit", "verify"]));
+    crash_in_the_middle(Crash::Server);
 }
 
 /// A TCP proxy the test can cut: every connection through it is dropped at once.
@@ -674,47 +647,29 @@ fn integration_owners_set_by_an_admin_approve_for_integration_owner() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (server, alice) = start_server(dir.path(), &[]);
     let admin = server.admin_token();
-    // A second flow: write needs one of the integration's owners.
-    let people = dir.path().join("people-2.yaml");
-    std::fs::write(
-        &people,
-        "users:\n  - { email: alice@example.com, groups: [engineering] }\n  - { email: olga@example.com, groups: [dba] }\n",
-    )
-    .expect("write");
-    success(&server.cli(
-        Some(&admin),
-        &["directory", "apply", "-f", &people.display().to_string()],
-    ));
-    let flow = dir.path().join("owner-flow.yaml");
-    std::fs::write(
-        &flow,
-        "name: fake-write\nkind: self_serve\nrequesters: { any_of: [{ group: engineering }] }\n\
-         targets:\n  - integration: fake-1\n    resource_types: [fake.thing]\n    permissions: [write]\n\
-         duration: { default: 10m, max: 1h }\n\
-         approval:\n  mode: all_of\n  groups:\n    - { approvers: [integration_owner], min: 1 }\n",
-    )
-    .expect("write");
-    success(&server.cli(
-        Some(&admin),
-        &["flows", "apply", "-f", &flow.display().to_string()],
-    ));
+    // olga joins the directory; a second flow lets write through with one integration owner.
+    server.apply(
+        dir.path(),
+        &[
+            (
+                "people-2.yaml",
+                "users:\n  - { email: alice@example.com, groups: [engineering] }\n  - { email: olga@example.com, groups: [dba] }\n",
+                "directory",
+            ),
+            (
+                "owner-flow.yaml",
+                "name: fake-write\nkind: self_serve\nrequesters: { any_of: [{ group: engineering }] }\n\
+                 targets:\n  - integration: fake-1\n    resource_types: [fake.thing]\n    permissions: [write]\n\
+                 duration: { default: 10m, max: 1h }\n\
+                 approval:\n  mode: all_of\n  groups:\n    - { approvers: [integration_owner], min: 1 }\n",
+                "flows",
+            ),
+        ],
+    );
     let mut edge = Connector::start(&server, "edge-1", ConnectorOptions::default());
     edge.wait_connected(&server, PATIENCE);
     wait_synced(&server, 5);
-    let olga = json(&success(&server.cli(
-        Some(&admin),
-        &[
-            "-o",
-            "json",
-            "tokens",
-            "create",
-            "--user",
-            "olga@example.com",
-        ],
-    )))["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let olga = server.user_token("olga@example.com");
 
     let thing = latch_e2e::fake_provider::thing_id("fake-1", 1);
     let asked = json(&success(&server.cli(

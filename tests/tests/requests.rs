@@ -59,26 +59,15 @@ resources:
 /// Applies the flows, people and resources above, and returns a token per person.
 fn set_up(server: &Server, dir: &Path) -> Tokens {
     let admin = server.admin_token();
-    for (name, text, command) in [
-        ("people.yaml", PEOPLE, "directory"),
-        ("flows.yaml", FLOWS, "flows"),
-        ("resources.yaml", RESOURCES, "resources"),
-    ] {
-        let path = dir.join(name);
-        std::fs::write(&path, text).expect("write");
-        success(&server.cli(
-            Some(&admin),
-            &[command, "apply", "-f", &path.display().to_string()],
-        ));
-    }
-    let token = |user: &str| {
-        let out = success(&server.cli(
-            Some(&admin),
-            &["-o", "json", "tokens", "create", "--user", user],
-        ));
-        let value: serde_json::Value = serde_json::from_str(&out).expect("json");
-        value["token"].as_str().expect("token").to_string()
-    };
+    server.apply(
+        dir,
+        &[
+            ("people.yaml", PEOPLE, "directory"),
+            ("flows.yaml", FLOWS, "flows"),
+            ("resources.yaml", RESOURCES, "resources"),
+        ],
+    );
+    let token = |user: &str| server.user_token(user);
     Tokens {
         admin: admin.clone(),
         alice: token("alice@example.com"),
