@@ -5,7 +5,6 @@
 //! play the connectors through the same store calls the connector hub makes.
 
 #[macro_use]
-#[allow(dead_code)]
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
@@ -13,18 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use latch_core::directory::parse_directory_yaml;
-use latch_core::flow::parse_yaml;
 use latch_core::request::RequestState;
 use latch_server::lifecycle::{Actor, Ask, Lifecycle, STATIC_SOURCE, Settings};
 use latch_server::store::{
-    Announcement, AttemptOutcome, AuditFilter, ChainVerifier, CommandResult, ConnectorState,
-    FlowVersion, GrantFilter, GrantState, NewConnector, Refusal, RequestItem, ResourceRecord,
-    RetryPolicy, Store, StoreError, StoredDirectory, SyncEnd, SyncedIdentity, SyncedResource,
-    stored_time,
+    Announcement, AttemptOutcome, CommandResult, ConnectorRecord, ConnectorState, GrantFilter,
+    GrantState, IntegrationRecord, NewConnector, Refusal, RequestItem, ResourceRecord, RetryPolicy,
+    Store, StoreError, SyncEnd, SyncedIdentity, SyncedResource, stored_time,
 };
 
-use common::TestDb;
+use common::{TestDb, apply_flows, audit_actions, chain_is_intact, refusal, set_directory};
 
 const FLOWS: &str = r#"
 name: aws-read
@@ -76,32 +72,8 @@ struct World {
 /// A store with people, a flow on `aws-prod` and `accounts` static accounts to ask for.
 async fn world(db: TestDb, accounts: usize) -> World {
     let store = db.store();
-    let spec = parse_directory_yaml(PEOPLE).expect("valid directory");
-    store
-        .replace_directory(
-            STATIC_SOURCE,
-            None,
-            &StoredDirectory {
-                json: serde_json::to_string(&spec).expect("json"),
-                digest: spec.digest(),
-                applied_at: Utc::now(),
-                applied_by: "admin@example.com".into(),
-            },
-            serde_json::json!({}),
-        )
-        .await
-        .expect("directory");
-    let parsed = parse_yaml(FLOWS);
-    assert!(
-        parsed.problems.iter().all(|p| !p.is_error()),
-        "{:?}",
-        parsed.problems
-    );
-    let versions: Vec<FlowVersion> = parsed.flows.into_iter().map(FlowVersion::new).collect();
-    store
-        .apply_flows(&versions, "admin@example.com", Utc::now())
-        .await
-        .expect("flows");
+    set_directory(store.as_ref(), PEOPLE).await;
+    apply_flows(store.as_ref(), FLOWS).await;
     let inventory: Vec<ResourceRecord> = (0..accounts).map(static_account).collect();
     store
         .replace_resources(STATIC_SOURCE, &inventory, "admin@example.com", Utc::now())
@@ -209,37 +181,8 @@ fn ids(claimed: &[latch_server::store::ClaimedCommand]) -> Vec<String> {
     claimed.iter().map(|c| c.command.id.clone()).collect()
 }
 
-fn refusal(result: Result<impl std::fmt::Debug, StoreError>) -> Refusal {
-    match result {
-        Err(StoreError::Refused(refusal)) => refusal,
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
-
-async fn audit_actions(store: &dyn Store, subject: &str) -> Vec<String> {
-    let filter = AuditFilter {
-        since: None,
-        subject: Some(subject.into()),
-    };
-    store
-        .find_audit_events(&filter, 0, 10_000)
-        .await
-        .expect("audit")
-        .into_iter()
-        .map(|e| e.action)
-        .collect()
-}
-
 async fn audit_count(store: &dyn Store) -> i64 {
     store.audit_head().await.expect("head").0
-}
-
-async fn chain_is_intact(store: &dyn Store) {
-    let mut verifier = ChainVerifier::default();
-    for event in store.audit_events(0, 100_000).await.expect("events") {
-        verifier.check(&event).expect("chain intact");
-    }
-    assert!(verifier.checked() > 0);
 }
 
 async fn resources_epoch(store: &dyn Store) -> i64 {
@@ -298,6 +241,55 @@ async fn ancestors(store: &dyn Store, id: &str) -> Vec<String> {
         .ancestors
 }
 
+async fn integration(store: &dyn Store, at: DateTime<Utc>) -> IntegrationRecord {
+    store
+        .integration(AWS, at)
+        .await
+        .expect("read")
+        .expect("exists")
+}
+
+async fn connector(store: &dyn Store, id: &str) -> ConnectorRecord {
+    store.connector(id).await.expect("read").expect("exists")
+}
+
+/// edge-a reports a command done.
+async fn complete(store: &dyn Store, command_id: &str, at: DateTime<Utc>) {
+    store
+        .complete_command(command_id, &CommandResult::Done, "connector:edge-a", at)
+        .await
+        .expect("complete");
+}
+
+/// edge-a reports a failed attempt at a command, under `policy()`.
+async fn fail(
+    store: &dyn Store,
+    command_id: &str,
+    message: &str,
+    retry: bool,
+    at: DateTime<Utc>,
+) -> AttemptOutcome {
+    store
+        .fail_attempt(
+            command_id,
+            message,
+            retry,
+            &policy(),
+            "connector:edge-a",
+            at,
+        )
+        .await
+        .expect("fail")
+}
+
+/// edge-a ends a sync; returns how many resources it deleted.
+async fn finish(store: &dyn Store, end: &SyncEnd<'_>, at: DateTime<Utc>) -> u64 {
+    store
+        .finish_sync(end, "connector:edge-a", at)
+        .await
+        .expect("finish")
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async fn enrollment_tokens_work_once(db: TestDb) {
@@ -351,11 +343,7 @@ async fn enrollment_tokens_work_once(db: TestDb) {
     }
     // Refusals changed nothing.
     assert_eq!(audit_count(store.as_ref()).await, before);
-    let still = store
-        .connector(&new.id)
-        .await
-        .expect("read")
-        .expect("exists");
+    let still = connector(store.as_ref(), &new.id).await;
     assert_eq!(still.state, ConnectorState::Pending);
     assert_eq!(still.enrolled_at, None);
 
@@ -383,12 +371,7 @@ async fn enrollment_tokens_work_once(db: TestDb) {
         .await
         .expect("renew");
     assert_eq!(
-        store
-            .connector(&new.id)
-            .await
-            .expect("read")
-            .expect("exists")
-            .cert_not_after,
+        connector(store.as_ref(), &new.id).await.cert_not_after,
         Some(renewed)
     );
 
@@ -511,12 +494,7 @@ async fn integrations_are_announced_owned_and_synced_on_request(db: TestDb) {
     assert_eq!(refused[0].0, AWS);
     assert!(refused[0].1.contains("\"aws\""), "{}", refused[0].1);
     assert_eq!(
-        store
-            .connector(&b)
-            .await
-            .expect("read")
-            .expect("exists")
-            .integrations,
+        connector(store.as_ref(), &b).await.integrations,
         ["pg-main"]
     );
 
@@ -525,11 +503,7 @@ async fn integrations_are_announced_owned_and_synced_on_request(db: TestDb) {
         .announce_integrations(&b, &[aws(), gcp.clone()], now)
         .await
         .expect("announce");
-    let record = store
-        .integration(AWS, now)
-        .await
-        .expect("read")
-        .expect("exists");
+    let record = integration(store.as_ref(), now).await;
     assert_eq!(record.kind, "aws");
     assert_eq!(record.connectors, ["edge-a", "edge-b"]);
     assert!(!record.connected);
@@ -543,21 +517,14 @@ async fn integrations_are_announced_owned_and_synced_on_request(db: TestDb) {
         )
         .await
         .expect("seen");
-    let record = store
-        .integration(AWS, now)
-        .await
-        .expect("read")
-        .expect("exists");
+    let record = integration(store.as_ref(), now).await;
     assert!(record.connected);
     assert!(
-        !store
-            .integration(AWS, now + chrono::Duration::seconds(31))
+        !integration(store.as_ref(), now + chrono::Duration::seconds(31))
             .await
-            .expect("read")
-            .expect("exists")
             .connected
     );
-    let seen = store.connector(&b).await.expect("read").expect("exists");
+    let seen = connector(store.as_ref(), &b).await;
     assert_eq!(seen.version.as_deref(), Some("1.2.3"));
     assert_eq!(seen.last_seen, Some(now));
     // pg-main is no longer served by b: that is a change of its connectors.
@@ -791,15 +758,7 @@ async fn a_superseded_command_in_flight_holds_back_the_revoke(db: TestDb) {
         "the revoke must not overtake the grant still being applied"
     );
     // a reports the grant: the revoke may go.
-    w.store
-        .complete_command(
-            &grant[0].command.id,
-            &CommandResult::Done,
-            "connector:edge-a",
-            t0,
-        )
-        .await
-        .expect("complete");
+    complete(w.store.as_ref(), &grant[0].command.id, t0).await;
     let next = claim(w.store.as_ref(), &b, t0, 10).await;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].command.kind, "revoke");
@@ -817,18 +776,14 @@ async fn failed_grants_retry_then_fail_the_grant(db: TestDb) {
         let held = claim(w.store.as_ref(), &a, at, 10).await;
         assert_eq!(held.len(), 1, "attempt {attempt}");
         assert_eq!(held[0].attempt, attempt);
-        let outcome = w
-            .store
-            .fail_attempt(
-                &held[0].command.id,
-                "AccessDenied: throttled",
-                true,
-                &policy(),
-                "connector:edge-a",
-                at,
-            )
-            .await
-            .expect("fail");
+        let outcome = fail(
+            w.store.as_ref(),
+            &held[0].command.id,
+            "AccessDenied: throttled",
+            true,
+            at,
+        )
+        .await;
         if let AttemptOutcome::Retrying { at: next } = outcome {
             assert!(
                 claim(
@@ -876,18 +831,14 @@ async fn failed_grants_retry_then_fail_the_grant(db: TestDb) {
     // A failure not worth retrying fails at once; a late report of it is ignored.
     let second = ask(&w, "bob@example.com", 1, at).await;
     let held = claim(w.store.as_ref(), &a, at, 10).await;
-    let outcome = w
-        .store
-        .fail_attempt(
-            &held[0].command.id,
-            "no such permission set",
-            false,
-            &policy(),
-            "connector:edge-a",
-            at,
-        )
-        .await
-        .expect("fail");
+    let outcome = fail(
+        w.store.as_ref(),
+        &held[0].command.id,
+        "no such permission set",
+        false,
+        at,
+    )
+    .await;
     assert_eq!(outcome, AttemptOutcome::GrantFailed);
     assert_eq!(
         w.lifecycle
@@ -899,17 +850,7 @@ async fn failed_grants_retry_then_fail_the_grant(db: TestDb) {
         RequestState::Failed
     );
     assert_eq!(
-        w.store
-            .fail_attempt(
-                &held[0].command.id,
-                "again",
-                true,
-                &policy(),
-                "connector:edge-a",
-                at
-            )
-            .await
-            .expect("fail"),
+        fail(w.store.as_ref(), &held[0].command.id, "again", true, at).await,
         AttemptOutcome::Ignored
     );
     assert!(matches!(
@@ -929,15 +870,7 @@ async fn failed_revokes_are_never_given_up(db: TestDb) {
     let request = ask(&w, "alice@example.com", 0, t0).await;
     let a = enrolled(w.store.as_ref(), "edge-a", t0).await;
     let grant = claim(w.store.as_ref(), &a, t0, 10).await;
-    w.store
-        .complete_command(
-            &grant[0].command.id,
-            &CommandResult::Done,
-            "connector:edge-a",
-            t0,
-        )
-        .await
-        .expect("granted");
+    complete(w.store.as_ref(), &grant[0].command.id, t0).await;
     revoke(&w, &request, t0).await;
 
     let mut at = t0;
@@ -947,18 +880,14 @@ async fn failed_revokes_are_never_given_up(db: TestDb) {
         assert_eq!(held.len(), 1);
         assert_eq!(held[0].command.kind, "revoke");
         // Even a failure the connector thinks final is retried: access must not stay.
-        let outcome = w
-            .store
-            .fail_attempt(
-                &held[0].command.id,
-                "InternalError",
-                false,
-                &policy(),
-                "connector:edge-a",
-                at,
-            )
-            .await
-            .expect("fail");
+        let outcome = fail(
+            w.store.as_ref(),
+            &held[0].command.id,
+            "InternalError",
+            false,
+            at,
+        )
+        .await;
         match outcome {
             AttemptOutcome::Retrying { at: next }
             | AttemptOutcome::RevokeFailed { next_at: next } => at = next,
@@ -1009,12 +938,7 @@ async fn failed_revokes_are_never_given_up(db: TestDb) {
         1,
         "the revoke stays open"
     );
-    let record = w
-        .store
-        .integration(AWS, t0)
-        .await
-        .expect("read")
-        .expect("exists");
+    let record = integration(w.store.as_ref(), t0).await;
     assert_eq!(record.active_grant_count, 1, "revoke_failed still counts");
 
     // Tried again an hour later; it goes through and ends the request.
@@ -1030,15 +954,7 @@ async fn failed_revokes_are_never_given_up(db: TestDb) {
     );
     let held = claim(w.store.as_ref(), &a, hour, 10).await;
     assert_eq!(held[0].attempt, 4);
-    w.store
-        .complete_command(
-            &held[0].command.id,
-            &CommandResult::Done,
-            "connector:edge-a",
-            hour,
-        )
-        .await
-        .expect("revoked");
+    complete(w.store.as_ref(), &held[0].command.id, hour).await;
     let view = w.lifecycle.get(&request).await.expect("request");
     assert_eq!(view.request.state, RequestState::Revoked);
     assert_eq!(view.grants[0].state, GrantState::Revoked);
@@ -1242,18 +1158,8 @@ async fn a_full_sync_deletes_what_it_did_not_see(db: TestDb) {
         seen: Some(&seen),
         identities: &identities,
     };
-    assert_eq!(
-        store
-            .finish_sync(&failed, "connector:edge-a", now)
-            .await
-            .expect("finish"),
-        0
-    );
-    let record = store
-        .integration(AWS, now)
-        .await
-        .expect("read")
-        .expect("exists");
+    assert_eq!(finish(store, &failed, now).await, 0);
+    let record = integration(store, now).await;
     assert_eq!(record.last_error.as_deref(), Some("AccessDenied"));
     assert_eq!(record.last_sync_at, None);
     assert_eq!(record.identity_count, 0);
@@ -1265,13 +1171,7 @@ async fn a_full_sync_deletes_what_it_did_not_see(db: TestDb) {
         sync_id: "s2",
         ..failed.clone()
     };
-    assert_eq!(
-        store
-            .finish_sync(&done, "connector:edge-a", now)
-            .await
-            .expect("finish"),
-        1
-    );
+    assert_eq!(finish(store, &done, now).await, 1);
     assert!(
         store
             .resources_by_id(&["acct-2".into()])
@@ -1289,11 +1189,7 @@ async fn a_full_sync_deletes_what_it_did_not_see(db: TestDb) {
         "static rows are not the sync's to delete"
     );
     assert_eq!(resources_epoch(store).await, epoch + 1);
-    let record = store
-        .integration(AWS, now)
-        .await
-        .expect("read")
-        .expect("exists");
+    let record = integration(store, now).await;
     assert_eq!(record.last_error, None);
     assert_eq!(record.last_sync_at, Some(now));
     assert_eq!(record.identity_count, 2);
@@ -1308,18 +1204,8 @@ async fn a_full_sync_deletes_what_it_did_not_see(db: TestDb) {
         identities: &identities[..1],
         ..done.clone()
     };
-    assert_eq!(
-        store
-            .finish_sync(&incremental, "connector:edge-a", now)
-            .await
-            .expect("finish"),
-        0
-    );
-    let record = store
-        .integration(AWS, now)
-        .await
-        .expect("read")
-        .expect("exists");
+    assert_eq!(finish(store, &incremental, now).await, 0);
+    let record = integration(store, now).await;
     assert_eq!(record.identity_count, 1);
     assert_eq!(record.resource_count, 3);
     let events = store.audit_events(0, 1000).await.expect("events");
@@ -1475,10 +1361,7 @@ async fn sqlite_ingests_a_million_resources_in_time() {
         seen: Some(&seen),
         identities: &[],
     };
-    let deleted = store
-        .finish_sync(&end, "connector:edge-a", Utc::now())
-        .await
-        .expect("finish");
+    let deleted = finish(store.as_ref(), &end, Utc::now()).await;
     let finish = started.elapsed();
     assert_eq!(deleted as usize, count - last);
     println!(

@@ -12,16 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use latch_core::directory::parse_directory_yaml;
-use latch_core::flow::parse_yaml;
 use latch_core::request::RequestState;
 use latch_server::lifecycle::{Actor, Ask, Lifecycle, STATIC_SOURCE, Settings};
 use latch_server::store::{
-    ChainVerifier, CommandResult, FlowVersion, GrantState, NewRequest, Refusal, RequestFilter,
-    RequestItem, RequestRecord, RequestView, ResourceRecord, Store, StoreError, StoredDirectory,
+    CommandResult, GrantState, NewRequest, Refusal, RequestFilter, RequestItem, RequestRecord,
+    RequestView, ResourceRecord, Store, StoreError,
 };
 
-use common::TestDb;
+use common::{TestDb, apply_flows, audit_actions, chain_is_intact, refusal, set_directory};
 
 const FLOWS: &str = r#"
 name: reporting-read
@@ -147,43 +145,6 @@ fn inventory(prod_env: &str) -> Vec<ResourceRecord> {
     ]
 }
 
-async fn set_directory(store: &dyn Store, yaml: &str) {
-    let spec = parse_directory_yaml(yaml).expect("valid directory");
-    let old = store
-        .directory(STATIC_SOURCE)
-        .await
-        .expect("read directory");
-    let stored = StoredDirectory {
-        json: serde_json::to_string(&spec).expect("json"),
-        digest: spec.digest(),
-        applied_at: Utc::now(),
-        applied_by: "admin@example.com".into(),
-    };
-    store
-        .replace_directory(
-            STATIC_SOURCE,
-            old.as_ref().map(|d| d.digest.as_str()),
-            &stored,
-            serde_json::json!({}),
-        )
-        .await
-        .expect("replace directory");
-}
-
-async fn apply_flows(store: &dyn Store, yaml: &str) {
-    let parsed = parse_yaml(yaml);
-    assert!(
-        parsed.problems.iter().all(|p| !p.is_error()),
-        "{:?}",
-        parsed.problems
-    );
-    let versions: Vec<FlowVersion> = parsed.flows.into_iter().map(FlowVersion::new).collect();
-    store
-        .apply_flows(&versions, "admin@example.com", Utc::now())
-        .await
-        .expect("apply flows");
-}
-
 struct World {
     db: TestDb,
     store: Arc<dyn Store>,
@@ -249,35 +210,6 @@ async fn confirm(store: &dyn Store, at: DateTime<Utc>) -> (usize, usize) {
             .expect("complete");
     }
     counts
-}
-
-fn refusal(result: Result<impl std::fmt::Debug, StoreError>) -> Refusal {
-    match result {
-        Err(StoreError::Refused(refusal)) => refusal,
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
-
-async fn audit_actions(store: &dyn Store, subject: &str) -> Vec<String> {
-    let filter = latch_server::store::AuditFilter {
-        since: None,
-        subject: Some(subject.into()),
-    };
-    store
-        .find_audit_events(&filter, 0, 1000)
-        .await
-        .expect("audit")
-        .into_iter()
-        .map(|e| e.action)
-        .collect()
-}
-
-async fn chain_is_intact(store: &dyn Store) {
-    let mut verifier = ChainVerifier::default();
-    for event in store.audit_events(0, 100_000).await.expect("events") {
-        verifier.check(&event).expect("chain intact");
-    }
-    assert!(verifier.checked() > 0);
 }
 
 async fn request(world: &World, id: &str) -> RequestView {

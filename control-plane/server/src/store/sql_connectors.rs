@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::SyncedResource;
+use super::{Refusal, SyncedResource};
 
 /// How many ids an audit event lists, at most.
 pub(crate) const AUDIT_IDS: usize = 20;
@@ -34,6 +34,11 @@ pub(crate) fn retry_at(
         .checked_mul(1u32 << doublings)
         .unwrap_or(std::time::Duration::MAX);
     after(now, wait)
+}
+
+/// The refusal for a connector id that names no connector.
+pub(crate) fn no_connector(id: &str) -> Refusal {
+    Refusal::NotFound(format!("no connector with id {id:?}"))
 }
 
 /// The first few of `ids`, for an audit event.
@@ -130,18 +135,7 @@ macro_rules! impl_connectors {
                 template: &str,
                 ids: &[String],
             ) -> Result<Vec<<$db as sqlx::Database>::Row>, $crate::store::StoreError> {
-                let mut out = Vec::new();
-                for chunk in ids.chunks($crate::store::rows::BULK_BINDS) {
-                    let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
-                    let sql = Self::cn_bulk_sql(template.replace("{ids}", &placeholders.join(", ")));
-                    // Only placeholders are formatted in; every id is bound.
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for id in chunk {
-                        query = query.bind(id.as_str());
-                    }
-                    out.extend(query.fetch_all(&mut **tx).await?);
-                }
-                Ok(out)
+                Self::lc_fetch_for_ids_with(tx, template, ids, $crate::store::rows::BULK_BINDS, $anonymous).await
             }
 
             fn cn_connector_from_row(
@@ -207,6 +201,37 @@ macro_rules! impl_connectors {
                     .await?
                     .pop()
                     .ok_or_else(|| $crate::store::StoreError::corrupt("connector", format!("{id:?} vanished")))
+            }
+
+            /// An enrolled connector's name, its row locked until `tx` ends (`exclusive`: for
+            /// update, else for share). `Refusal::Unauthenticated` unless it is enrolled;
+            /// `missing(connector_id)` if there is no such connector.
+            async fn cn_lock_enrolled(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                connector_id: &str,
+                exclusive: bool,
+                missing: fn(&str) -> $crate::store::Refusal,
+            ) -> Result<String, $crate::store::StoreError> {
+                use sqlx::Row;
+                use $crate::store::{ConnectorState, Refusal, StoreError};
+                let sql = if exclusive {
+                    concat!("SELECT name, state FROM connectors WHERE id = $1", $for_update)
+                } else {
+                    concat!("SELECT name, state FROM connectors WHERE id = $1", $for_share)
+                };
+                let row = sqlx::query(sql).bind(connector_id).fetch_optional(&mut **tx).await?;
+                let Some(row) = row else {
+                    return Err(StoreError::Refused(missing(connector_id)));
+                };
+                let name: String = row.try_get("name")?;
+                let state = ConnectorState::parse(&row.try_get::<String, _>("state")?)?;
+                if state != ConnectorState::Enrolled {
+                    return Err(StoreError::Refused(Refusal::Unauthenticated(format!(
+                        "connector {name:?} is {}, not enrolled",
+                        state.as_str()
+                    ))));
+                }
+                Ok(name)
             }
 
             /// Integrations (one by name, or every one), ordered by name, with what is known
@@ -562,28 +587,11 @@ macro_rules! impl_connectors {
                 cert_not_after: chrono::DateTime<chrono::Utc>,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), $crate::store::StoreError> {
-                use sqlx::Row;
-                use $crate::store::{ConnectorState, Refusal, StoreError};
+                use $crate::store::sql_connectors::no_connector;
                 let now = $crate::store::stored_time(now);
                 let cert_not_after = $crate::store::stored_time(cert_not_after);
                 let (_writer, mut tx) = self.write_tx().await?;
-                let row = sqlx::query(concat!("SELECT name, state FROM connectors WHERE id = $1", $for_update))
-                    .bind(connector_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(row) = row else {
-                    return Err(StoreError::Refused(Refusal::NotFound(format!(
-                        "no connector with id {connector_id:?}"
-                    ))));
-                };
-                let name: String = row.try_get("name")?;
-                let state = ConnectorState::parse(&row.try_get::<String, _>("state")?)?;
-                if state != ConnectorState::Enrolled {
-                    return Err(StoreError::Refused(Refusal::Unauthenticated(format!(
-                        "connector {name:?} is {}, not enrolled",
-                        state.as_str()
-                    ))));
-                }
+                let name = Self::cn_lock_enrolled(&mut tx, connector_id, true, no_connector).await?;
                 sqlx::query("UPDATE connectors SET cert_not_after = $2 WHERE id = $1")
                     .bind(connector_id)
                     .bind(cert_not_after)
@@ -703,9 +711,9 @@ macro_rules! impl_connectors {
                 .execute(&mut *tx)
                 .await?;
                 if seen.rows_affected() == 0 {
-                    return Err($crate::store::StoreError::Refused($crate::store::Refusal::NotFound(format!(
-                        "no connector with id {connector_id:?}"
-                    ))));
+                    return Err($crate::store::StoreError::Refused(
+                        $crate::store::sql_connectors::no_connector(connector_id),
+                    ));
                 }
                 tx.commit().await?;
                 Ok(())
@@ -717,27 +725,11 @@ macro_rules! impl_connectors {
                 integrations: &[$crate::store::Announcement],
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<Vec<(String, String)>, $crate::store::StoreError> {
-                use sqlx::Row;
-                use $crate::store::{ConnectorState, Refusal, StoreError};
+                use $crate::store::StoreError;
+                use $crate::store::sql_connectors::no_connector;
                 let now = $crate::store::stored_time(now);
                 let (_writer, mut tx) = self.write_tx().await?;
-                let row = sqlx::query(concat!("SELECT name, state FROM connectors WHERE id = $1", $for_share))
-                    .bind(connector_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(row) = row else {
-                    return Err(StoreError::Refused(Refusal::NotFound(format!(
-                        "no connector with id {connector_id:?}"
-                    ))));
-                };
-                let connector: String = row.try_get("name")?;
-                let state = ConnectorState::parse(&row.try_get::<String, _>("state")?)?;
-                if state != ConnectorState::Enrolled {
-                    return Err(StoreError::Refused(Refusal::Unauthenticated(format!(
-                        "connector {connector:?} is {}, not enrolled",
-                        state.as_str()
-                    ))));
-                }
+                let connector = Self::cn_lock_enrolled(&mut tx, connector_id, false, no_connector).await?;
                 let before: Vec<String> = sqlx::query_scalar(
                     "SELECT integration FROM integration_connectors WHERE connector_id = $1 ORDER BY integration",
                 )
@@ -1004,7 +996,7 @@ macro_rules! impl_connectors {
                 limit: u32,
             ) -> Result<Vec<$crate::store::ClaimedCommand>, $crate::store::StoreError> {
                 use sqlx::Row;
-                use $crate::store::{ConnectorState, Refusal, StoreError};
+                use $crate::store::Refusal;
                 if integrations.is_empty() || limit == 0 {
                     return Ok(Vec::new());
                 }
@@ -1013,23 +1005,10 @@ macro_rules! impl_connectors {
                 let (_writer, mut tx) = self.write_tx().await?;
                 // A revoked connector claims nothing: revoking takes this row's lock, so a claim
                 // either finishes first (and the revoke releases it) or sees the revocation.
-                let row = sqlx::query(concat!("SELECT name, state FROM connectors WHERE id = $1", $for_share))
-                    .bind(connector_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(row) = row else {
-                    return Err(StoreError::Refused(Refusal::Unauthenticated(format!(
-                        "unknown connector {connector_id:?}"
-                    ))));
-                };
-                let name: String = row.try_get("name")?;
-                let state = ConnectorState::parse(&row.try_get::<String, _>("state")?)?;
-                if state != ConnectorState::Enrolled {
-                    return Err(StoreError::Refused(Refusal::Unauthenticated(format!(
-                        "connector {name:?} is {}, not enrolled",
-                        state.as_str()
-                    ))));
-                }
+                Self::cn_lock_enrolled(&mut tx, connector_id, false, |id| {
+                    Refusal::Unauthenticated(format!("unknown connector {id:?}"))
+                })
+                .await?;
                 // Only integrations it announced and was accepted for.
                 let served: std::collections::HashSet<String> = sqlx::query_scalar(
                     "SELECT integration FROM integration_connectors WHERE connector_id = $1",
@@ -1444,9 +1423,7 @@ macro_rules! impl_connectors {
 
                 let inventory_changed = !added.is_empty() || !changed.is_empty() || ancestors_updated > 0;
                 if inventory_changed {
-                    sqlx::query("UPDATE epochs SET value = value + 1 WHERE name = 'resources'")
-                        .execute(&mut *tx)
-                        .await?;
+                    Self::bump_epoch(&mut tx, "resources").await?;
                 }
                 if inventory_changed || !permissions_changed.is_empty() {
                     Self::append_audit(
@@ -1510,6 +1487,13 @@ macro_rules! impl_connectors {
                         after = last;
                     }
                 }
+                let finished = |details: serde_json::Value| $crate::store::NewAuditEvent {
+                    at: now,
+                    actor: actor.to_string(),
+                    action: "inventory.sync_finished",
+                    subject: integration.to_string(),
+                    details,
+                };
                 let (_writer, mut tx) = self.write_tx().await?;
                 Self::cn_lock_integration(&mut tx, integration).await?;
                 if let Some(error) = end.error {
@@ -1519,21 +1503,8 @@ macro_rules! impl_connectors {
                         .bind(error)
                         .execute(&mut *tx)
                         .await?;
-                    Self::append_audit(
-                        &mut tx,
-                        $crate::store::NewAuditEvent {
-                            at: now,
-                            actor: actor.to_string(),
-                            action: "inventory.sync_finished",
-                            subject: integration.to_string(),
-                            details: serde_json::json!({
-                                "sync_id": end.sync_id,
-                                "full": end.full,
-                                "error": error,
-                            }),
-                        },
-                    )
-                    .await?;
+                    let details = serde_json::json!({ "sync_id": end.sync_id, "full": end.full, "error": error });
+                    Self::append_audit(&mut tx, finished(details)).await?;
                     tx.commit().await?;
                     return Ok(0);
                 }
@@ -1576,27 +1547,16 @@ macro_rules! impl_connectors {
                     )
                     .await?;
                     deleted = unseen;
-                    sqlx::query("UPDATE epochs SET value = value + 1 WHERE name = 'resources'")
-                        .execute(&mut *tx)
-                        .await?;
+                    Self::bump_epoch(&mut tx, "resources").await?;
                 }
-                Self::append_audit(
-                    &mut tx,
-                    $crate::store::NewAuditEvent {
-                        at: now,
-                        actor: actor.to_string(),
-                        action: "inventory.sync_finished",
-                        subject: integration.to_string(),
-                        details: serde_json::json!({
-                            "sync_id": end.sync_id,
-                            "full": end.full,
-                            "deleted": deleted.len(),
-                            "deleted_ids": some_ids(&deleted),
-                            "identities": identities.len(),
-                        }),
-                    },
-                )
-                .await?;
+                let details = serde_json::json!({
+                    "sync_id": end.sync_id,
+                    "full": end.full,
+                    "deleted": deleted.len(),
+                    "deleted_ids": some_ids(&deleted),
+                    "identities": identities.len(),
+                });
+                Self::append_audit(&mut tx, finished(details)).await?;
                 tx.commit().await?;
                 Ok(deleted.len() as u64)
             }

@@ -559,14 +559,29 @@ macro_rules! impl_lifecycle {
                 template: &str,
                 ids: &[String],
             ) -> Result<Vec<<$db as sqlx::Database>::Row>, $crate::store::StoreError> {
+                Self::lc_fetch_for_ids_with(tx, template, ids, 500, false).await
+            }
+
+            /// As `lc_fetch_for_ids`, `per_statement` ids at a time. With `anonymous`,
+            /// placeholders are written as `?` (SQLite only; see `rows::anonymous_placeholders`).
+            async fn lc_fetch_for_ids_with(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                template: &str,
+                ids: &[String],
+                per_statement: usize,
+                anonymous: bool,
+            ) -> Result<Vec<<$db as sqlx::Database>::Row>, $crate::store::StoreError> {
                 let mut out = Vec::new();
-                for chunk in ids.chunks(500) {
+                for chunk in ids.chunks(per_statement.max(1)) {
                     let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
-                    let sql = template.replace("{ids}", &placeholders.join(", "));
-                    // Only numbered placeholders are formatted in; every id is bound.
+                    let mut sql = template.replace("{ids}", &placeholders.join(", "));
+                    if anonymous {
+                        sql = $crate::store::rows::anonymous_placeholders(&sql);
+                    }
+                    // Only placeholders are formatted in; every id is bound.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for id in chunk {
-                        query = query.bind(id.clone());
+                        query = query.bind(id.as_str());
                     }
                     out.extend(query.fetch_all(&mut **tx).await?);
                 }
@@ -1181,9 +1196,7 @@ macro_rules! impl_lifecycle {
                     changes.removed.push(id.clone());
                 }
                 if !changes.is_empty() {
-                    sqlx::query("UPDATE epochs SET value = value + 1 WHERE name = 'resources'")
-                        .execute(&mut *tx)
-                        .await?;
+                    Self::bump_epoch(&mut tx, "resources").await?;
                     Self::append_audit(
                         &mut tx,
                         $crate::store::NewAuditEvent {

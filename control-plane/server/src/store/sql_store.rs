@@ -86,11 +86,14 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            /// Counts a change to the flows, so cached engines know they are stale.
-            async fn bump_flows_epoch(
+            /// Counts a change to the flows or the resources (`epoch`: `"flows"` or
+            /// `"resources"`), so caches built from them know they are stale.
+            async fn bump_epoch(
                 tx: &mut sqlx::Transaction<'static, $db>,
+                epoch: &str,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query("UPDATE epochs SET value = value + 1 WHERE name = 'flows'")
+                sqlx::query("UPDATE epochs SET value = value + 1 WHERE name = $1")
+                    .bind(epoch)
                     .execute(&mut **tx)
                     .await?;
                 Ok(())
@@ -265,7 +268,7 @@ macro_rules! impl_store {
                     });
                 }
                 if applied.iter().any(|flow| flow.outcome != ApplyOutcome::Unchanged) {
-                    Self::bump_flows_epoch(&mut tx).await?;
+                    Self::bump_epoch(&mut tx, "flows").await?;
                 }
                 tx.commit().await?;
                 Ok(applied)
@@ -365,7 +368,7 @@ macro_rules! impl_store {
                     },
                 )
                 .await?;
-                Self::bump_flows_epoch(&mut tx).await?;
+                Self::bump_epoch(&mut tx, "flows").await?;
                 tx.commit().await?;
                 flow.deleted = true;
                 Ok(Some(flow))

@@ -1,8 +1,18 @@
-//! A fresh database per test, on either backend.
+//! A fresh database per test, on either backend, and the helpers the contract tests share.
+
+// Each test file uses its own share of these helpers.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 
-use latch_server::store::{PostgresStore, SqliteStore, Store};
+use chrono::Utc;
+use latch_core::directory::parse_directory_yaml;
+use latch_core::flow::parse_yaml;
+use latch_server::lifecycle::STATIC_SOURCE;
+use latch_server::store::{
+    AuditFilter, ChainVerifier, FlowVersion, PostgresStore, Refusal, SqliteStore, Store,
+    StoreError, StoredDirectory,
+};
 use sqlx::Connection;
 
 /// The PostgreSQL server the tests use.
@@ -129,6 +139,77 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// Replaces the static directory with `yaml`.
+pub async fn set_directory(store: &dyn Store, yaml: &str) {
+    let spec = parse_directory_yaml(yaml).expect("valid directory");
+    let old = store
+        .directory(STATIC_SOURCE)
+        .await
+        .expect("read directory");
+    let stored = StoredDirectory {
+        json: serde_json::to_string(&spec).expect("json"),
+        digest: spec.digest(),
+        applied_at: Utc::now(),
+        applied_by: "admin@example.com".into(),
+    };
+    store
+        .replace_directory(
+            STATIC_SOURCE,
+            old.as_ref().map(|d| d.digest.as_str()),
+            &stored,
+            serde_json::json!({}),
+        )
+        .await
+        .expect("replace directory");
+}
+
+/// Applies the flows in `yaml`, which must have no errors.
+pub async fn apply_flows(store: &dyn Store, yaml: &str) {
+    let parsed = parse_yaml(yaml);
+    assert!(
+        parsed.problems.iter().all(|p| !p.is_error()),
+        "{:?}",
+        parsed.problems
+    );
+    let versions: Vec<FlowVersion> = parsed.flows.into_iter().map(FlowVersion::new).collect();
+    store
+        .apply_flows(&versions, "admin@example.com", Utc::now())
+        .await
+        .expect("apply flows");
+}
+
+/// The refusal `result` must be.
+pub fn refusal(result: Result<impl std::fmt::Debug, StoreError>) -> Refusal {
+    match result {
+        Err(StoreError::Refused(refusal)) => refusal,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// The actions of the audit events about `subject`, oldest first.
+pub async fn audit_actions(store: &dyn Store, subject: &str) -> Vec<String> {
+    let filter = AuditFilter {
+        since: None,
+        subject: Some(subject.into()),
+    };
+    store
+        .find_audit_events(&filter, 0, 10_000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.action)
+        .collect()
+}
+
+/// Checks the whole audit chain, which must not be empty.
+pub async fn chain_is_intact(store: &dyn Store) {
+    let mut verifier = ChainVerifier::default();
+    for event in store.audit_events(0, 100_000).await.expect("events") {
+        verifier.check(&event).expect("chain intact");
+    }
+    assert!(verifier.checked() > 0);
 }
 
 /// Runs each named `async fn(TestDb)` as two tests: on SQLite and on a fresh PostgreSQL database.
