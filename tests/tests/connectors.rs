@@ -245,7 +245,7 @@ fn crash_in_the_middle(crash: Crash) {
     edge.wait_connected(&server, PATIENCE);
     wait_synced(&server, 5);
     let thing = latch_e2e::fake_provider::thing_id("fake-1", 0);
-    let mut kill_and_restart =
+    let kill_and_restart =
         |server: &mut Server, edge: &mut Connector, applied: &dyn Fn(&Connector) -> bool| {
             match crash {
                 Crash::Connector => {
