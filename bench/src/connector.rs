@@ -13,7 +13,8 @@
 //!    directly through the store, one after another, as the server does with the stream's results.
 //!
 //! The connector's memory is read from /proc: idle after its first sync of the commands set-up,
-//! and its peak (VmHWM) after the big sync.
+//! and its peak (VmHWM) after the big sync and after the resync. Each sync's time is split by the
+//! connector's log (see [`phases`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -170,6 +171,7 @@ impl Setup {
         }
     }
 
+    /// The number a `SELECT COUNT(*)` on the server's database answers.
     async fn count(&self, sql: &'static str) -> anyhow::Result<i64> {
         Ok(on_raw!(&self.raw, |pool| sqlx::query_scalar::<_, i64>(
             sql
@@ -179,6 +181,7 @@ impl Setup {
     }
 }
 
+/// Adds `authorization: Bearer TOKEN` to every call, as the CLI does.
 fn bearer(
     token: &str,
 ) -> anyhow::Result<
@@ -193,6 +196,7 @@ fn bearer(
     })
 }
 
+/// The fake connector's `fake-1`: `resources` things, grants and revokes that change nothing.
 fn fake(resources: u64, rate_limit: u32) -> ConnectorOptions {
     ConnectorOptions {
         integration: INTEGRATION.into(),
@@ -210,15 +214,33 @@ fn connector_memory(connector: &Connector) -> anyhow::Result<(f64, f64)> {
         .context("reading the connector's memory in /proc")
 }
 
-/// How long the connector's last sync took by its own log (`sync finished ... elapsed_ms=N`).
-fn last_sync_ms(connector: &Connector) -> Option<u64> {
+/// Where the connector's last sync spent its time, in seconds, by the connector's log and the
+/// integration's `last_sync_at` (which the server takes when the sync's end reaches it):
+/// from `since` until the connector began the sync; its paging (each page waits for the server to
+/// take it); the server taking the pages still queued after the last one was sent; and the
+/// server's end of the sync (deleting what was not seen) until the benchmark saw it, `seen`.
+fn phases(
+    connector: &Connector,
+    since: DateTime<Utc>,
+    recorded: DateTime<Utc>,
+    seen: DateTime<Utc>,
+) -> serde_json::Value {
     let log = connector.log_text();
-    let line = log.lines().rev().find(|l| l.contains("sync finished"))?;
-    let (_, rest) = line.split_once("elapsed_ms=")?;
-    rest.split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
+    let logged = |what: &str| -> Option<DateTime<Utc>> {
+        let line = log.lines().rev().find(|line| line.contains(what))?;
+        let stamp = DateTime::parse_from_rfc3339(line.split_whitespace().next()?).ok()?;
+        Some(stamp.with_timezone(&Utc))
+    };
+    let (Some(started), Some(finished)) = (logged("sync started"), logged("sync finished")) else {
+        return serde_json::Value::Null;
+    };
+    let secs = |from: DateTime<Utc>, to: DateTime<Utc>| round((to - from).as_seconds_f64());
+    serde_json::json!({
+        "until_started": secs(since, started),
+        "paging": secs(started, finished),
+        "queued_pages": secs(finished, recorded),
+        "finishing": secs(recorded, seen),
+    })
 }
 
 /// 1. The big sync into a fresh server, then a resync with `changed` things retagged.
@@ -229,10 +251,11 @@ async fn inventory(shape: Shape, result: &mut serde_json::Value) -> anyhow::Resu
         "edge-1",
         fake(shape.resources, shape.rate_limit),
     );
-    let started = Instant::now();
+    let (started, since) = (Instant::now(), Utc::now());
     connector.spawn();
     let first = setup.synced_after(&mut connector, None).await?;
     let ingest = started.elapsed().as_secs_f64();
+    let ingest_phases = phases(&connector, since, first, Utc::now());
     let shown = setup.integration().await?;
     anyhow::ensure!(
         shown.resource_count == shape.resources + 1 && shown.last_error.is_empty(),
@@ -243,7 +266,7 @@ async fn inventory(shape: Shape, result: &mut serde_json::Value) -> anyhow::Resu
         .and_then(memory_of)
         .map_or(0.0, |(_, peak)| peak);
     eprintln!(
-        "inventory: {} resources in {ingest:.1} s ({:.0}/s); connector peak RSS {connector_peak:.1} MiB, server peak RSS {server_peak:.0} MiB",
+        "inventory: {} resources in {ingest:.1} s ({:.0}/s); connector peak RSS {connector_peak:.1} MiB, server peak RSS {server_peak:.0} MiB\n  phases (s): {ingest_phases}",
         shown.resource_count,
         shown.resource_count as f64 / ingest
     );
@@ -262,11 +285,11 @@ async fn inventory(shape: Shape, result: &mut serde_json::Value) -> anyhow::Resu
         &connector.tag_overrides_file,
         serde_json::to_vec(&overrides)?,
     )?;
-    let asked = Instant::now();
+    let (asked, since) = (Instant::now(), Utc::now());
     setup.ask_for_sync().await?;
-    setup.synced_after(&mut connector, Some(first)).await?;
+    let second = setup.synced_after(&mut connector, Some(first)).await?;
     let resync = asked.elapsed().as_secs_f64();
-    let resync_sync_s = last_sync_ms(&connector).unwrap_or(0) as f64 / 1000.0;
+    let resync_phases = phases(&connector, since, second, Utc::now());
     let retagged = setup
         .count(r#"SELECT COUNT(*) FROM resources WHERE tags LIKE '%"env":"staging"%'"#)
         .await?;
@@ -277,12 +300,13 @@ async fn inventory(shape: Shape, result: &mut serde_json::Value) -> anyhow::Resu
     );
     let (_, connector_peak_resync) = connector_memory(&connector)?;
     eprintln!(
-        "resync: {} of {} changed, done {resync:.2} s after it was asked for (the connector's sync itself: {resync_sync_s:.2} s); connector peak RSS {connector_peak_resync:.1} MiB",
+        "resync: {} of {} changed, done {resync:.2} s after it was asked for; connector peak RSS {connector_peak_resync:.1} MiB\n  phases (s): {resync_phases}",
         shape.changed, shape.resources
     );
     result["ingest_s"] = round(ingest).into();
     result["resync_s"] = round(resync).into();
-    result["resync_connector_sync_s"] = round(resync_sync_s).into();
+    result["ingest_phases_s"] = ingest_phases;
+    result["resync_phases_s"] = resync_phases;
     result["connector_peak_rss_mib"] = round(connector_peak).into();
     result["connector_peak_rss_after_resync_mib"] = round(connector_peak_resync).into();
     result["server_peak_rss_mib"] = round(server_peak).into();
