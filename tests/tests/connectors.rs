@@ -66,13 +66,7 @@ fn connector_applies_and_revokes_a_grant_over_mtls() {
 
     // The connector's first sync: the root and five things.
     let thing = latch_e2e::fake_provider::thing_id("fake-1", 0);
-    wait_until(PATIENCE, "the synced resources", || {
-        let out = success(&server.cli(
-            Some(&admin),
-            &["-o", "json", "resources", "list", "--integration", "fake-1"],
-        ));
-        json(&out).as_array().map_or(0, Vec::len) == 6
-    });
+    wait_synced(&server, 5);
     let shown = json(&success(
         &server.cli(Some(&admin), &["-o", "json", "resources", "show", &thing]),
     ));
@@ -94,21 +88,7 @@ fn connector_applies_and_revokes_a_grant_over_mtls() {
     assert_eq!(fake["connectors"], serde_json::json!(["edge-1"]), "{fake}");
 
     // Ask: approved at once, applied by the connector, then active.
-    let asked = json(&success(&server.cli(
-        Some(&alice),
-        &[
-            "-o",
-            "json",
-            "request",
-            "--resource",
-            &thing,
-            "--permission",
-            "read",
-            "--duration",
-            "1m",
-        ],
-    )));
-    let id = asked["id"].as_str().expect("id").to_string();
+    let id = ask(&server, &alice, &thing);
     let granted = (
         "alice@example.com".to_string(),
         thing.clone(),
