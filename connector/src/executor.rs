@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::DateTime;
-use latch_proto::v1::{Command, CommandKind, CommandResult};
+use latch_proto::v1::{self as pb, Command, CommandKind, CommandResult};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::guardrails::Guardrails;
 use crate::journal::{Entry, Journal, Outcome, Precheck};
-use crate::provider::{Capability, GrantSpec, ProviderError};
+use crate::provider::{Capability, GrantSpec, Granted, ProviderError};
 use crate::runtime::Integration;
 
 /// The longest a provider may take for one grant or revoke before the command is reported as
@@ -153,11 +153,15 @@ impl Executor {
             command_id: command.id.clone(),
             outcome: outcome.to_proto() as i32,
             message,
+            credentials: None,
         };
         match self
             .journal
             .precheck(&command.id, &command.grant_id, command.generation)
         {
+            Precheck::Duplicate(entry) if entry.issued_credentials => {
+                tracing::info!(command_id = %command.id, "command already finished with credentials that are not kept; running it again for fresh ones");
+            }
             Precheck::Duplicate(entry) => {
                 tracing::info!(command_id = %command.id, "command already finished; reporting its result again");
                 return reply(entry.outcome, entry.message);
@@ -194,22 +198,27 @@ impl Executor {
             let call = async {
                 match kind {
                     CommandKind::Grant => integration.provider.grant(&spec).await,
-                    _ => integration.provider.revoke(&spec).await,
+                    _ => integration
+                        .provider
+                        .revoke(&spec)
+                        .await
+                        .map(|()| Granted::access()),
                 }
             };
             match tokio::time::timeout(PROVIDER_CALL_TIMEOUT, call).await {
-                Ok(Ok(())) => (Outcome::Done, String::new()),
-                Ok(Err(err)) => (classify(&err), err.to_string()),
+                Ok(Ok(granted)) => (Outcome::Done, String::new(), granted.credentials),
+                Ok(Err(err)) => (classify(&err), err.to_string(), None),
                 Err(_) => (
                     Outcome::Retry,
                     format!(
                         "the provider did not answer within {}",
                         humantime::format_duration(PROVIDER_CALL_TIMEOUT)
                     ),
+                    None,
                 ),
             }
         };
-        let (mut outcome, mut message) = outcome;
+        let (mut outcome, mut message, mut credentials) = outcome;
         if matches!(outcome, Outcome::Done | Outcome::Failed) {
             let entry = Entry {
                 command_id: command.id.clone(),
@@ -217,6 +226,7 @@ impl Executor {
                 generation: command.generation,
                 outcome,
                 message: message.clone(),
+                issued_credentials: credentials.is_some(),
             };
             if let Err(err) = self.journal.append(entry).await {
                 // Not durable, so not final: the control plane retries and the provider's
@@ -224,6 +234,7 @@ impl Executor {
                 tracing::error!(command_id = %command.id, error = %err, "cannot journal a finished command");
                 outcome = Outcome::Retry;
                 message = format!("the connector cannot record the result: {err}");
+                credentials = None;
             }
         }
         tracing::info!(
@@ -234,9 +245,19 @@ impl Executor {
             generation = command.generation,
             outcome = ?outcome,
             %message,
+            issued_credentials = credentials.is_some(),
             "command finished"
         );
-        reply(outcome, message)
+        CommandResult {
+            credentials: credentials.map(|issued| pb::IssuedCredentials {
+                username: issued.username,
+                password: issued.password,
+                host: issued.host,
+                port: u32::from(issued.port),
+                database: issued.database,
+            }),
+            ..reply(outcome, message)
+        }
     }
 
     fn report_later(self: &Arc<Self>, command_id: String, outcome: Outcome, message: String) {
@@ -248,6 +269,7 @@ impl Executor {
                     command_id,
                     outcome: outcome.to_proto() as i32,
                     message,
+                    credentials: None,
                 })
                 .await;
             drop(guard);

@@ -58,6 +58,10 @@ pub(crate) struct Entry {
     pub generation: u64,
     pub outcome: Outcome,
     pub message: String,
+    /// Whether the result carried credentials. They are never journaled (no passwords on disk),
+    /// so a redelivered command like this runs again to make fresh ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub issued_credentials: bool,
 }
 
 /// What the journal says about a command about to run.
@@ -293,6 +297,7 @@ mod tests {
             generation,
             outcome: Outcome::Done,
             message: String::new(),
+            issued_credentials: false,
         }
     }
 

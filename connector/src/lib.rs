@@ -29,6 +29,7 @@ mod executor;
 mod guardrails;
 mod journal;
 mod provider;
+mod providers;
 mod rate_limit;
 mod runtime;
 mod session;
@@ -44,8 +45,8 @@ mod testing;
 
 pub use config::IntegrationConfig;
 pub use provider::{
-    Capability, GrantSpec, Provider, ProviderError, ProviderFactory, ProviderRegistry,
-    ResourceTypePermissions, SyncSink, SyncedIdentity, SyncedResource,
+    Capability, GrantSpec, Granted, IssuedCredentials, Provider, ProviderError, ProviderFactory,
+    ProviderRegistry, ResourceTypePermissions, SyncSink, SyncedIdentity, SyncedResource,
 };
 
 use clap::Parser;

@@ -66,6 +66,56 @@ pub struct GrantSpec {
     pub duration: Option<Duration>,
 }
 
+/// What a successful grant hands back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Granted {
+    /// Login credentials made for this grant alone (a temporary database user, say). They travel
+    /// to the control plane over the mutually authenticated stream, are stored there encrypted,
+    /// are shown to the requester only and are wiped at revoke.
+    pub credentials: Option<IssuedCredentials>,
+}
+
+impl Granted {
+    /// A grant that made no credentials: access was given to an identity that already exists.
+    pub fn access() -> Self {
+        Self::default()
+    }
+
+    /// A grant that made `credentials` for the requester.
+    pub fn with_credentials(credentials: IssuedCredentials) -> Self {
+        Self {
+            credentials: Some(credentials),
+        }
+    }
+}
+
+/// A login made for one grant. `Debug` does not print the password.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct IssuedCredentials {
+    /// The login name.
+    pub username: String,
+    /// The password; random, made for this grant.
+    pub password: String,
+    /// Where to connect: host name or address.
+    pub host: String,
+    /// Where to connect: TCP port.
+    pub port: u16,
+    /// The database (or other scope) the login is for; empty when there is none.
+    pub database: String,
+}
+
+impl fmt::Debug for IssuedCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedCredentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
 /// One resource as a provider reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncedResource {
@@ -207,8 +257,10 @@ pub trait Provider: Send + Sync {
     /// `sink`. Return an error if the sync is incomplete: the control plane deletes nothing then.
     async fn sync(&self, sink: &mut dyn SyncSink) -> Result<(), ProviderError>;
 
-    /// Makes sure the grant is in place.
-    async fn grant(&self, grant: &GrantSpec) -> Result<(), ProviderError>;
+    /// Makes sure the grant is in place. A provider that makes a login per grant returns its
+    /// credentials; called again for the same grant (a redelivery after a crash), it makes sure
+    /// the login exists and returns fresh credentials, because the earlier ones may be lost.
+    async fn grant(&self, grant: &GrantSpec) -> Result<Granted, ProviderError>;
 
     /// Makes sure the grant is gone.
     async fn revoke(&self, grant: &GrantSpec) -> Result<(), ProviderError>;
@@ -241,12 +293,12 @@ impl ProviderRegistry {
         Self::default()
     }
 
-    /// The kinds the shipped binary serves.
-    ///
-    /// Empty for now: the real providers (`postgres`, `aws`, ...) arrive in their own issues and
-    /// register here, each behind a cargo feature so its SDK compiles only where needed.
+    /// The kinds the shipped binary serves: each provider sits behind a cargo feature, so its
+    /// client libraries compile only where needed.
     pub fn shipped() -> Self {
-        Self::new()
+        let mut registry = Self::new();
+        crate::providers::register_shipped(&mut registry);
+        registry
     }
 
     /// Adds (or replaces) the factory for `kind`.
@@ -297,5 +349,19 @@ mod tests {
             ProviderError::denied("iam:PassRole").to_string(),
             "denied: iam:PassRole"
         );
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let credentials = IssuedCredentials {
+            username: "latch_tmp_1".into(),
+            password: "s3cret-value".into(),
+            host: "127.0.0.1".into(),
+            port: 5432,
+            database: "app".into(),
+        };
+        let printed = format!("{:?}", Granted::with_credentials(credentials));
+        assert!(printed.contains("latch_tmp_1"), "{printed}");
+        assert!(!printed.contains("s3cret-value"), "{printed}");
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::provider::{
-    Capability, GrantSpec, Provider, ProviderError, ResourceTypePermissions, SyncSink,
+    Capability, GrantSpec, Granted, Provider, ProviderError, ResourceTypePermissions, SyncSink,
     SyncedIdentity, SyncedResource,
 };
 use crate::rate_limit::RateLimiter;
@@ -95,8 +95,8 @@ impl Provider for FakeProvider {
         .await
     }
 
-    async fn grant(&self, grant: &GrantSpec) -> Result<(), ProviderError> {
-        self.apply("grant", grant).await
+    async fn grant(&self, grant: &GrantSpec) -> Result<Granted, ProviderError> {
+        self.apply("grant", grant).await.map(|()| Granted::access())
     }
 
     async fn revoke(&self, grant: &GrantSpec) -> Result<(), ProviderError> {

@@ -32,8 +32,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use latch_connector::{
-    Capability, GrantSpec, IntegrationConfig, Provider, ProviderError, ResourceTypePermissions,
-    SyncSink, SyncedIdentity, SyncedResource,
+    Capability, GrantSpec, Granted, IntegrationConfig, Provider, ProviderError,
+    ResourceTypePermissions, SyncSink, SyncedIdentity, SyncedResource,
 };
 use serde::{Deserialize, Serialize};
 
@@ -332,8 +332,10 @@ impl Provider for FakeProvider {
         sink.identities(identities).await
     }
 
-    async fn grant(&self, grant: &GrantSpec) -> Result<(), ProviderError> {
-        self.apply("grant", grant, true).await
+    async fn grant(&self, grant: &GrantSpec) -> Result<Granted, ProviderError> {
+        self.apply("grant", grant, true)
+            .await
+            .map(|()| Granted::access())
     }
 
     async fn revoke(&self, grant: &GrantSpec) -> Result<(), ProviderError> {

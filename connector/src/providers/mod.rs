@@ -1,0 +1,14 @@
+//! The providers the shipped binary serves, each behind its own cargo feature.
+
+use crate::provider::ProviderRegistry;
+
+#[cfg(feature = "database")]
+pub(crate) mod database;
+
+/// Registers every provider this build was compiled with.
+pub(crate) fn register_shipped(registry: &mut ProviderRegistry) {
+    #[cfg(feature = "database")]
+    database::register(registry);
+    // Keeps the parameter used when the build has no provider features.
+    let _ = registry;
+}
