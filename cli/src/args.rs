@@ -252,6 +252,15 @@ pub enum GrantsCommand {
         #[arg(long, value_name = "EMAIL")]
         user: Option<String>,
     },
+    /// Print the login made for your request (a temporary database user) as JSON:
+    /// `{"username","password","host","port","database"}`; an array when the request has several.
+    ///
+    /// Only the requester may fetch them, and every fetch is audited. They exist while the access
+    /// is active and are deleted at revoke.
+    Credentials {
+        /// The request's id.
+        request_id: String,
+    },
 }
 
 /// Commands on resources.

@@ -1,9 +1,11 @@
-//! `latch grants ...`: list who holds which permission on which resource.
+//! `latch grants ...`: list who holds which permission on which resource, and fetch the login a
+//! grant made for you.
 
 use std::process::ExitCode;
 
-use anyhow::Result;
-use latch_proto::v1::{Grant, ListGrantsRequest};
+use anyhow::{Result, bail};
+use latch_proto::v1::{GetAccessCredentialsRequest, Grant, ListGrantsRequest};
+use serde::Serialize;
 
 use super::all_pages;
 use super::request_view::GrantJson;
@@ -16,8 +18,69 @@ const PAGE_SIZE: u32 = 500;
 
 /// Runs a `latch grants` command.
 pub async fn run(command: GrantsCommand, api: &Api, output: OutputFormat) -> Result<ExitCode> {
+    match command {
+        GrantsCommand::List { active, user } => list(api, active, user, output).await,
+        GrantsCommand::Credentials { request_id } => credentials(api, &request_id).await,
+    }
+}
+
+/// A login as `latch grants credentials` prints it.
+#[derive(Debug, Serialize)]
+struct CredentialsJson {
+    username: String,
+    password: String,
+    host: String,
+    port: u32,
+    database: String,
+    /// Which grant, when the request has several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permission: Option<String>,
+}
+
+/// Prints the request's credentials as JSON whatever the output format: they are for `jq` and
+/// connection strings, not for reading.
+async fn credentials(api: &Api, request_id: &str) -> Result<ExitCode> {
+    let found = api
+        .requests()
+        .get_access_credentials(GetAccessCredentialsRequest {
+            id: request_id.to_string(),
+        })
+        .await?
+        .into_inner()
+        .credentials;
+    let several = found.len() > 1;
+    let mut logins: Vec<CredentialsJson> = found
+        .into_iter()
+        .map(|c| CredentialsJson {
+            username: c.username,
+            password: c.password,
+            host: c.host,
+            port: c.port,
+            database: c.database,
+            resource_id: several.then_some(c.resource_id),
+            permission: several.then_some(c.permission),
+        })
+        .collect();
+    match logins.len() {
+        0 => bail!(
+            "request {request_id} has no credentials: its access is not active (yet), or it uses \
+             your own account"
+        ),
+        1 => print_json(&logins.remove(0))?,
+        _ => print_json(&logins)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(
+    api: &Api,
+    active: bool,
+    user: Option<String>,
+    output: OutputFormat,
+) -> Result<ExitCode> {
     let mut client = api.requests();
-    let GrantsCommand::List { active, user } = command;
     let user = user.unwrap_or_default();
     let grants = all_pages(async |page_token| {
         let request = ListGrantsRequest {

@@ -93,6 +93,9 @@ pub struct FileConfig {
     pub connector_ca_key: Option<PathBuf>,
     /// The command-signing key's file (64 hex digits) [default: made in the data directory].
     pub command_signing_key: Option<PathBuf>,
+    /// The key that seals credentials made for grants (64 hex digits) [default: made in the data
+    /// directory]. Replicas share it.
+    pub credentials_key: Option<PathBuf>,
 }
 
 /// Where the server keeps its state.
@@ -336,6 +339,7 @@ fn connector_settings(
             .push("connector_ca_cert, connector_ca_key: give both files or neither".to_string()),
     }
     settings.signing_key_file = file.command_signing_key.clone();
+    settings.credentials_key_file = file.credentials_key.clone();
     settings
 }
 

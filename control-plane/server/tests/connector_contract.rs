@@ -17,7 +17,7 @@ use latch_server::lifecycle::{Actor, Ask, Lifecycle, STATIC_SOURCE, Settings};
 use latch_server::store::{
     Announcement, AttemptOutcome, CommandResult, ConnectorRecord, ConnectorState, GrantFilter,
     GrantState, IntegrationRecord, NewConnector, Refusal, RequestItem, ResourceRecord, RetryPolicy,
-    Store, StoreError, SyncEnd, SyncedIdentity, SyncedResource, stored_time,
+    SealedCredentials, Store, StoreError, SyncEnd, SyncedIdentity, SyncedResource, stored_time,
 };
 
 use common::{TestDb, apply_flows, audit_actions, chain_is_intact, refusal, set_directory};
@@ -64,7 +64,7 @@ fn static_account(n: usize) -> ResourceRecord {
 }
 
 struct World {
-    _db: TestDb,
+    db: TestDb,
     store: Arc<dyn Store>,
     lifecycle: Lifecycle,
 }
@@ -81,7 +81,7 @@ async fn world(db: TestDb, accounts: usize) -> World {
         .expect("resources");
     let lifecycle = Lifecycle::new(store.clone(), Settings::default());
     World {
-        _db: db,
+        db,
         store,
         lifecycle,
     }
@@ -765,6 +765,88 @@ async fn a_superseded_command_in_flight_holds_back_the_revoke(db: TestDb) {
     assert_eq!(next[0].expires_at, None);
 }
 
+async fn credentials_are_kept_while_active_shown_audited_and_wiped_at_revoke(db: TestDb) {
+    let w = world(db, 2).await;
+    let t0 = stored_time(Utc::now());
+    let a = enrolled(w.store.as_ref(), "edge-a", t0).await;
+    let sealed = |n: u8| SealedCredentials {
+        nonce: vec![n; 12],
+        sealed: vec![n; 40],
+    };
+    let request = ask(&w, "alice@example.com", 0, t0).await;
+    let grant = claim(w.store.as_ref(), &a, t0, 10).await;
+    assert!(
+        w.store
+            .access_credentials(&request, "alice@example.com", t0)
+            .await
+            .expect("read")
+            .is_empty(),
+        "nothing before the grant is applied"
+    );
+    let done = CommandResult::DoneWithCredentials(sealed(1));
+    w.store
+        .complete_command(&grant[0].command.id, &done, "connector:edge-a", t0)
+        .await
+        .expect("complete");
+    let shown = w
+        .store
+        .access_credentials(&request, "alice@example.com", t0)
+        .await
+        .expect("read");
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].0.state, GrantState::Active);
+    assert_eq!(shown[0].1, sealed(1));
+    assert!(
+        audit_actions(w.store.as_ref(), &request)
+            .await
+            .contains(&"credentials.viewed".to_string())
+    );
+    // The connector ran the grant again (its result was lost): the new password replaces the old.
+    let again = CommandResult::DoneWithCredentials(sealed(2));
+    w.store
+        .complete_command(&grant[0].command.id, &again, "connector:edge-a", t0)
+        .await
+        .expect("complete again");
+    let shown = w
+        .store
+        .access_credentials(&request, "alice@example.com", t0)
+        .await
+        .expect("read");
+    assert_eq!(shown[0].1, sealed(2));
+
+    revoke(&w, &request, t0).await;
+    assert!(
+        w.store
+            .access_credentials(&request, "alice@example.com", t0)
+            .await
+            .expect("read")
+            .is_empty(),
+        "not shown once the access is being revoked"
+    );
+    let revoking = claim(w.store.as_ref(), &a, t0, 10).await;
+    complete(w.store.as_ref(), &revoking[0].command.id, t0).await;
+    assert!(
+        stored_credentials(&w).await.is_empty(),
+        "wiped when the revoke completed"
+    );
+
+    // A stale grant result (revoked before it was reported) stores nothing.
+    let request = ask(&w, "bob@example.com", 1, t0).await;
+    let grant = claim(w.store.as_ref(), &a, t0, 10).await;
+    revoke(&w, &request, t0).await;
+    w.store
+        .complete_command(&grant[0].command.id, &done, "connector:edge-a", t0)
+        .await
+        .expect("complete stale");
+    assert!(stored_credentials(&w).await.is_empty());
+}
+
+/// The grants with stored credentials, read behind the store's back.
+async fn stored_credentials(w: &World) -> Vec<String> {
+    w.db.fetch_strings("SELECT grant_id FROM grant_credentials")
+        .await
+}
+
 async fn failed_grants_retry_then_fail_the_grant(db: TestDb) {
     let w = world(db, 2).await;
     let t0 = stored_time(Utc::now());
@@ -1281,6 +1363,7 @@ contract!(
     concurrent_claims_give_each_command_to_one_connector,
     claims_skip_live_claims_and_retries_and_release_gives_them_back,
     a_superseded_command_in_flight_holds_back_the_revoke,
+    credentials_are_kept_while_active_shown_audited_and_wiped_at_revoke,
     failed_grants_retry_then_fail_the_grant,
     failed_revokes_are_never_given_up,
     ingest_writes_only_what_changed,

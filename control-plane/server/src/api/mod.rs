@@ -100,6 +100,7 @@ pub fn router(
         )))
         .add_service(AccessRequestServiceServer::new(RequestApi::new(
             lifecycle.clone(),
+            hub.vault().clone(),
         )))
         .add_service(ResourceServiceServer::new(ResourceApi::new(
             lifecycle.clone(),

@@ -11,6 +11,7 @@ use latch_proto::v1::access_request_service_server::AccessRequestService;
 use tonic::{Request, Response, Status};
 
 use crate::auth::Caller;
+use crate::connectors::vault::CredentialsVault;
 use crate::lifecycle::{Actor, Ask, Context, Lifecycle, stored_decision};
 use crate::store::{GrantFilter, GrantState, RequestFilter, RequestItem, RequestView};
 
@@ -21,11 +22,12 @@ use super::{convert, page};
 /// The request service over the lifecycle.
 pub struct RequestApi {
     lifecycle: Arc<Lifecycle>,
+    vault: Arc<CredentialsVault>,
 }
 
 impl RequestApi {
-    pub fn new(lifecycle: Arc<Lifecycle>) -> Self {
-        RequestApi { lifecycle }
+    pub fn new(lifecycle: Arc<Lifecycle>, vault: Arc<CredentialsVault>) -> Self {
+        RequestApi { lifecycle, vault }
     }
 
     /// The request as the API shows it, with who it still waits for.
@@ -367,6 +369,52 @@ impl AccessRequestService for RequestApi {
         Ok(Response::new(pb::ListGrantsResponse {
             grants: rows.iter().map(convert::grant).collect(),
             next_page_token,
+        }))
+    }
+
+    async fn get_access_credentials(
+        &self,
+        request: Request<pb::GetAccessCredentialsRequest>,
+    ) -> Result<Response<pb::GetAccessCredentialsResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = request.into_inner().id;
+        let view = self.lifecycle.get(required_id(&id)?).await?;
+        // A login made for one person is for that person alone: not for approvers, not for
+        // admins (who can revoke it, and see in the audit log that it was viewed).
+        if !same_email(&view.request.requester, &caller.user) {
+            return Err(Status::permission_denied(format!(
+                "{} may not fetch the credentials of request {}: only its requester may",
+                caller.user, view.request.id
+            )));
+        }
+        let found = self
+            .lifecycle
+            .store()
+            .access_credentials(&view.request.id, &caller.user, Utc::now())
+            .await?;
+        let mut credentials = Vec::with_capacity(found.len());
+        for (grant, sealed) in found {
+            let opened = self.vault.open(&grant.id, &sealed).map_err(|err| {
+                tracing::error!(grant_id = %grant.id, error = %err, "stored credentials do not open");
+                Status::internal(format!(
+                    "the credentials of grant {} cannot be opened with this server's credentials key",
+                    grant.id
+                ))
+            })?;
+            credentials.push(pb::AccessCredentials {
+                grant_id: grant.id,
+                resource_id: grant.resource_id,
+                permission: grant.permission,
+                username: opened.username,
+                password: opened.password,
+                host: opened.host,
+                port: opened.port,
+                database: opened.database,
+                expires_at: grant.expires_at.map(convert::timestamp),
+            });
+        }
+        Ok(Response::new(pb::GetAccessCredentialsResponse {
+            credentials,
         }))
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::{Notify, watch};
 use super::Settings;
 use super::pki::ConnectorCa;
 use super::signing::CommandSigner;
+use super::vault::CredentialsVault;
 use crate::lifecycle::Lifecycle;
 
 /// Why the hub closes a session.
@@ -27,6 +28,7 @@ pub struct Hub {
     pub(super) lifecycle: Arc<Lifecycle>,
     pub(super) ca: Arc<ConnectorCa>,
     pub(super) signer: Arc<CommandSigner>,
+    pub(super) vault: Arc<CredentialsVault>,
     /// Wakes sessions to claim commands.
     pub(super) outbox: Arc<Notify>,
     sessions: Mutex<HashMap<String, (u64, watch::Sender<Close>)>>,
@@ -39,6 +41,7 @@ impl Hub {
         lifecycle: Arc<Lifecycle>,
         ca: Arc<ConnectorCa>,
         signer: Arc<CommandSigner>,
+        vault: Arc<CredentialsVault>,
     ) -> Hub {
         let outbox = lifecycle.outbox();
         Hub {
@@ -46,10 +49,16 @@ impl Hub {
             lifecycle,
             ca,
             signer,
+            vault,
             outbox,
             sessions: Mutex::new(HashMap::new()),
             next_session: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    /// The key that seals and opens credentials connectors make for grants.
+    pub fn vault(&self) -> &Arc<CredentialsVault> {
+        &self.vault
     }
 
     /// Registers a new session of a connector; an older one of the same connector is closed (the

@@ -7,9 +7,11 @@ mod hub;
 mod inventory;
 pub mod listener;
 pub mod pki;
+mod secret_key;
 mod service;
 mod session;
 pub mod signing;
+pub mod vault;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +39,9 @@ pub struct Settings {
     pub ca_files: Option<pki::CaFiles>,
     /// The command-signing key's file; `None`: `command-signing.key` in the data directory.
     pub signing_key_file: Option<PathBuf>,
+    /// The key that seals credentials connectors make for grants; `None`: `credentials.key` in
+    /// the data directory.
+    pub credentials_key_file: Option<PathBuf>,
     /// How long a connector's certificate lives; it renews at half-life.
     pub cert_ttl: Duration,
     /// How often each side of a stream sends a heartbeat; three missed ones end the stream.
@@ -54,6 +59,7 @@ impl Default for Settings {
             hostnames: vec!["localhost".to_string(), "127.0.0.1".to_string()],
             ca_files: None,
             signing_key_file: None,
+            credentials_key_file: None,
             cert_ttl: Duration::from_secs(24 * 3600),
             heartbeat: Duration::from_secs(10),
             retry: RetryPolicy::default(),
@@ -66,6 +72,7 @@ impl Default for Settings {
 pub struct Connectors {
     pub ca: Arc<pki::ConnectorCa>,
     pub signer: Arc<signing::CommandSigner>,
+    pub vault: Arc<vault::CredentialsVault>,
     pub hub: Arc<Hub>,
     pub tls: Arc<rustls::ServerConfig>,
 }
@@ -93,13 +100,27 @@ impl Connectors {
         let signer = Arc::new(signing::CommandSigner::load_or_create(
             &key_file, create_key,
         )?);
+        let (key_file, create_key) = match &settings.credentials_key_file {
+            Some(path) => (path.clone(), false),
+            None => (data_dir.join("credentials.key"), true),
+        };
+        let vault = Arc::new(vault::CredentialsVault::load_or_create(
+            &key_file, create_key,
+        )?);
         let tls = ca
             .server_tls_config(&settings.hostnames)
             .context("connector listener TLS")?;
-        let hub = Arc::new(Hub::new(settings, lifecycle, ca.clone(), signer.clone()));
+        let hub = Arc::new(Hub::new(
+            settings,
+            lifecycle,
+            ca.clone(),
+            signer.clone(),
+            vault.clone(),
+        ));
         Ok(Connectors {
             ca,
             signer,
+            vault,
             hub,
             tls,
         })

@@ -32,6 +32,7 @@ pub(super) type Outbound = mpsc::Sender<Result<OpenStreamResponse, Status>>;
 /// A command sent and not yet answered.
 struct InFlight {
     kind: String,
+    grant_id: String,
 }
 
 /// The state of one stream.
@@ -249,6 +250,7 @@ impl Session {
                 command.id.clone(),
                 InFlight {
                     kind: claimed.command.kind.clone(),
+                    grant_id: claimed.command.grant_id.clone(),
                 },
             );
             tracing::debug!(command_id = %command.id, kind = %claimed.command.kind, attempt = claimed.attempt, "sending a command");
@@ -363,10 +365,19 @@ impl Session {
             result.message.clone()
         };
         let written = match outcome {
-            CommandOutcome::Done => store
-                .complete_command(id, &CommandResult::Done, &self.actor, now)
-                .await
-                .map(|()| None),
+            CommandOutcome::Done => {
+                let done = match result.credentials {
+                    // Only a grant makes a login; credentials on anything else are dropped.
+                    Some(issued) if sent.kind == "grant" => CommandResult::DoneWithCredentials(
+                        self.hub.vault.seal(&sent.grant_id, &issued.into()),
+                    ),
+                    _ => CommandResult::Done,
+                };
+                store
+                    .complete_command(id, &done, &self.actor, now)
+                    .await
+                    .map(|()| None)
+            }
             CommandOutcome::Refused if sent.kind == "grant" => store
                 .complete_command(
                     id,

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use ed25519_dalek::{Signer, SigningKey};
 use latch_proto::connector_protocol::command_signing_message;
 use latch_proto::v1::{Command, SignedCommand};
@@ -27,21 +26,7 @@ impl CommandSigner {
     /// Reads the key (64 hex digits) from `path`, or makes one there when `create` and the file
     /// does not exist.
     pub fn load_or_create(path: &Path, create: bool) -> anyhow::Result<CommandSigner> {
-        if !path.exists() && create {
-            let seed: [u8; 32] = rand::random();
-            super::pki::write_private(path, &format!("{}\n", hex::encode(seed)))?;
-        }
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the command signing key {}", path.display()))?;
-        let seed: [u8; 32] = hex::decode(text.trim())
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .with_context(|| {
-                format!(
-                    "command signing key {}: expected 64 hex digits",
-                    path.display()
-                )
-            })?;
+        let seed = super::secret_key::load_or_create(path, create, "command signing key")?;
         Ok(CommandSigner {
             key: SigningKey::from_bytes(&seed),
         })

@@ -269,8 +269,26 @@ pub struct CommandRecord {
 pub enum CommandResult {
     /// Applied: the grant is in place, or the revoke removed it.
     Done,
+    /// Applied, and the grant made a login for the requester alone (a temporary database user).
+    /// Kept, sealed, while the grant is active; deleted when its revoke completes.
+    DoneWithCredentials(SealedCredentials),
     /// Could not be applied, and will not be retried.
     Failed(String),
+}
+
+impl CommandResult {
+    /// Whether the command was applied.
+    pub fn is_done(&self) -> bool {
+        !matches!(self, CommandResult::Failed(_))
+    }
+}
+
+/// Credentials as stored: sealed with the server's credentials key and bound to their grant
+/// (`connectors::vault`). The store never sees them in the clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedCredentials {
+    pub nonce: Vec<u8>,
+    pub sealed: Vec<u8>,
 }
 
 /// A request with what belongs to it.
@@ -465,6 +483,16 @@ pub trait LifecycleStore: Send + Sync + 'static {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// The sealed credentials of the request's active grants, with their grants, and an audit
+    /// event that `viewer` was shown them, in one transaction. The caller checks first that
+    /// `viewer` is the requester.
+    async fn access_credentials(
+        &self,
+        request_id: &str,
+        viewer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(GrantRecord, SealedCredentials)>, StoreError>;
 
     /// Revokes grants whose expiry passed and times out pending requests past their TTL, at most
     /// `limit` of each. Safe to run on several servers at once: each row is handled once.

@@ -31,7 +31,7 @@ pub use lifecycle::{
     ApprovalRecord, CacheVersions, ChangeFn, CommandRecord, CommandResult, CreatedRequest,
     Extension, GrantFilter, GrantRecord, GrantState, LifecycleStore, NewGrant, NewRequest, PlanFn,
     ReconcilePlan, Refusal, RequestChange, RequestFilter, RequestItem, RequestRecord, RequestView,
-    ResourceChanges, ResourceRecord, SweepReport, lifecycle_action,
+    ResourceChanges, ResourceRecord, SealedCredentials, SweepReport, lifecycle_action,
 };
 pub use postgres::PostgresStore;
 pub use records::{

@@ -960,8 +960,8 @@ macro_rules! impl_lifecycle {
                 let stale = command.generation != grant.generation;
                 let outcome = match (result, stale) {
                     (_, true) => "stale".to_string(),
-                    (CommandResult::Done, false) => "done".to_string(),
                     (CommandResult::Failed(why), false) => format!("failed: {why}"),
+                    (_, false) => "done".to_string(),
                 };
                 sqlx::query(
                     "UPDATE commands SET completed_at = $2, result = $3, claimed_by = NULL, claim_until = NULL \
@@ -976,19 +976,33 @@ macro_rules! impl_lifecycle {
                     return Ok(());
                 }
                 let (state, observed, end_reason) = match (command.kind.as_str(), result, grant.state) {
-                    ("grant", CommandResult::Done, GrantState::Granting) => (GrantState::Active, "present", None),
                     ("grant", CommandResult::Failed(why), GrantState::Granting) => {
                         (GrantState::Failed, "unknown", Some(why.clone()))
                     }
+                    ("grant", _, GrantState::Granting) => (GrantState::Active, "present", None),
                     // A revoke that had used up its attempts ends the same way when it finally
                     // goes through.
-                    ("revoke", CommandResult::Done, GrantState::Revoking | GrantState::RevokeFailed) => {
+                    ("revoke", done, GrantState::Revoking | GrantState::RevokeFailed) if done.is_done() => {
                         let end = if grant.end_reason.is_none() { GrantState::Expired } else { GrantState::Revoked };
                         (end, "absent", grant.end_reason.clone())
                     }
                     // A failed revoke stays revoking; the connector retries it.
                     _ => (grant.state, grant.observed.as_str(), grant.end_reason.clone()),
                 };
+                let credentials_issued = match result {
+                    CommandResult::DoneWithCredentials(sealed) if state == GrantState::Active => {
+                        Self::lc_keep_credentials(tx, &grant.id, sealed, now).await?;
+                        true
+                    }
+                    _ => false,
+                };
+                if command.kind == "revoke" && result.is_done() {
+                    // The login is gone: so are its credentials.
+                    sqlx::query("DELETE FROM grant_credentials WHERE grant_id = $1")
+                        .bind(&grant.id)
+                        .execute(&mut **tx)
+                        .await?;
+                }
                 sqlx::query(
                     "UPDATE grants SET state = $2, observed = $3, end_reason = $4, updated_at = $5, \
                      started_at = CASE WHEN $2 = 'active' THEN $5 ELSE started_at END WHERE id = $1",
@@ -1011,11 +1025,34 @@ macro_rules! impl_lifecycle {
                         "grant_id": grant.id,
                         "result": outcome,
                         "grant_state": state.as_str(),
+                        "credentials_issued": credentials_issued,
                     }),
                 });
                 if let Some(request) = request {
                     Self::lc_settle(tx, request, actor, now, audit).await?;
                 }
+                Ok(())
+            }
+
+            /// Stores (or replaces: a redelivered grant made a new password) a grant's sealed
+            /// credentials.
+            async fn lc_keep_credentials(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                grant_id: &str,
+                sealed: &$crate::store::SealedCredentials,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO grant_credentials (grant_id, nonce, sealed, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (grant_id) DO UPDATE SET nonce = excluded.nonce, sealed = excluded.sealed, \
+                     created_at = excluded.created_at",
+                )
+                .bind(grant_id)
+                .bind(&sealed.nonce)
+                .bind(&sealed.sealed)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
                 Ok(())
             }
 
@@ -1568,8 +1605,17 @@ macro_rules! impl_lifecycle {
                 if command.completed_at.is_some() {
                     // Delivery is at least once: a second report of the same command changes
                     // nothing, except that whoever held it no longer does (a superseded command
-                    // in flight holds back its grant's next command until it is reported).
+                    // in flight holds back its grant's next command until it is reported), and
+                    // that a grant run again made a new password, which replaces the old one.
                     Self::lc_release_claim(&mut tx, command_id).await?;
+                    if let $crate::store::CommandResult::DoneWithCredentials(sealed) = result {
+                        let current = command.kind == "grant"
+                            && command.generation == grant.generation
+                            && grant.state == $crate::store::GrantState::Active;
+                        if current {
+                            Self::lc_keep_credentials(&mut tx, &grant.id, sealed, now).await?;
+                        }
+                    }
                 } else {
                     Self::lc_record_result(&mut tx, request.as_mut(), &grant, &command, result, actor, now, &mut audit)
                         .await?;
@@ -1577,6 +1623,49 @@ macro_rules! impl_lifecycle {
                 Self::append_audits(&mut tx, audit).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn access_credentials(
+                &self,
+                request_id: &str,
+                viewer: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Vec<($crate::store::GrantRecord, $crate::store::SealedCredentials)>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let now = $crate::store::stored_time(now);
+                let (_writer, mut tx) = self.write_tx().await?;
+                let rows = sqlx::query(
+                    "SELECT g.*, c.nonce AS credentials_nonce, c.sealed AS credentials_sealed \
+                     FROM grants g JOIN grant_credentials c ON c.grant_id = g.id \
+                     WHERE g.request_id = $1 AND g.state = 'active' ORDER BY g.id",
+                )
+                .bind(request_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut found = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let sealed = $crate::store::SealedCredentials {
+                        nonce: row.try_get("credentials_nonce")?,
+                        sealed: row.try_get("credentials_sealed")?,
+                    };
+                    found.push((Self::lc_grant_from_row(row)?, sealed));
+                }
+                if !found.is_empty() {
+                    let grant_ids: Vec<&str> = found.iter().map(|(grant, _)| grant.id.as_str()).collect();
+                    Self::append_audits(
+                        &mut tx,
+                        vec![$crate::store::NewAuditEvent {
+                            at: now,
+                            actor: viewer.to_string(),
+                            action: "credentials.viewed",
+                            subject: request_id.to_string(),
+                            details: serde_json::json!({ "grant_ids": grant_ids }),
+                        }],
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(found)
             }
 
             async fn sweep_expired(
