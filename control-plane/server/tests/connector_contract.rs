@@ -847,6 +847,59 @@ async fn stored_credentials(w: &World) -> Vec<String> {
         .await
 }
 
+/// With no automatic flow the reconciler reads only the resources of live grants; a grant whose
+/// resource is gone is still found and revoked, and the others are kept. Inventory changes made
+/// while a sync runs are reconciled once it ends.
+async fn without_automatic_flows_reconcile_reads_only_granted_resources(db: TestDb) {
+    let w = world(db, 3).await;
+    let t0 = stored_time(Utc::now());
+    let a = enrolled(w.store.as_ref(), "edge-a", t0).await;
+    let alice = ask(&w, "alice@example.com", 0, t0).await;
+    let bob = ask(&w, "bob@example.com", 1, t0).await;
+    for command in claim(w.store.as_ref(), &a, t0, 10).await {
+        complete(w.store.as_ref(), &command.command.id, t0).await;
+    }
+    assert_eq!(
+        w.store.live_grant_resource_ids().await.expect("ids").len(),
+        2
+    );
+    assert!(
+        w.lifecycle
+            .reconcile(t0)
+            .await
+            .expect("reconcile")
+            .is_empty()
+    );
+
+    let kept: Vec<ResourceRecord> = (1..3).map(static_account).collect();
+    w.store
+        .replace_resources(STATIC_SOURCE, &kept, "admin@example.com", t0)
+        .await
+        .expect("resources");
+    // While a sync runs, the periodic reconcile waits for its end rather than re-reading a
+    // half-written inventory.
+    let running = w.lifecycle.sync_running();
+    let waited = w.lifecycle.reconcile_periodic(t0).await.expect("periodic");
+    assert!(waited.is_empty(), "{waited:?}");
+    drop(running);
+    let change = w.lifecycle.reconcile_periodic(t0).await.expect("periodic");
+    assert_eq!(change.revoked_requests, vec![alice.clone()]);
+    let state = |id: String| {
+        let store = w.store.clone();
+        async move {
+            store
+                .get_request(&id)
+                .await
+                .expect("read")
+                .expect("exists")
+                .request
+                .state
+        }
+    };
+    assert_eq!(state(alice).await, RequestState::Revoking);
+    assert_eq!(state(bob).await, RequestState::Active);
+}
+
 async fn failed_grants_retry_then_fail_the_grant(db: TestDb) {
     let w = world(db, 2).await;
     let t0 = stored_time(Utc::now());
@@ -1364,6 +1417,7 @@ contract!(
     claims_skip_live_claims_and_retries_and_release_gives_them_back,
     a_superseded_command_in_flight_holds_back_the_revoke,
     credentials_are_kept_while_active_shown_audited_and_wiped_at_revoke,
+    without_automatic_flows_reconcile_reads_only_granted_resources,
     failed_grants_retry_then_fail_the_grant,
     failed_revokes_are_never_given_up,
     ingest_writes_only_what_changed,

@@ -9,6 +9,7 @@ use chrono::Utc;
 use latch_proto::v1::{IdentityPage, InventoryPage, SyncDone};
 
 use super::hub::Hub;
+use crate::lifecycle::SyncRunning;
 use crate::store::{StoreError, SyncEnd, SyncedIdentity, SyncedResource};
 
 /// One sync in progress.
@@ -22,6 +23,8 @@ struct Progress {
     changed: bool,
     /// The first refused page: the sync fails with it and deletes nothing.
     error: Option<String>,
+    /// Holds back the periodic reconcile until the sync ends (it reconciles then).
+    _running: Option<SyncRunning>,
 }
 
 /// The syncs of one stream.
@@ -54,12 +57,14 @@ impl SyncIntake {
             tracing::warn!(%sync_id, "too many open syncs on one stream; page ignored");
             return None;
         }
+        let lifecycle = &self.hub.lifecycle;
         let progress = self
             .syncs
             .entry(sync_id.to_string())
             .or_insert_with(|| Progress {
                 integration: integration.to_string(),
                 full,
+                _running: Some(lifecycle.sync_running()),
                 ..Progress::default()
             });
         (progress.integration == integration).then_some(progress)

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use crate::store::Store;
 
 pub use context::{Approvers, Context, ContextCache, STATIC_SOURCE};
-pub use reconcile::{RECONCILER, plan};
+pub use reconcile::{Inventory, RECONCILER, plan};
 pub use requests::{Actor, Ask, Asked, request_digest, stored_decision};
 
 /// Lifecycle settings.
@@ -53,6 +53,19 @@ pub struct Lifecycle {
     writer: writer::RequestWriter,
     /// The versions the last full reconcile saw.
     reconciled: std::sync::Mutex<Option<crate::store::CacheVersions>>,
+    /// Inventory syncs running on this server: the periodic reconcile waits for them to end
+    /// rather than re-reading a half-written inventory after every page.
+    syncs_running: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Held while an inventory sync runs; see [`Lifecycle::sync_running`].
+#[derive(Debug)]
+pub struct SyncRunning(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for SyncRunning {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Lifecycle {
@@ -62,6 +75,7 @@ impl Lifecycle {
             context: ContextCache::new(store.clone()),
             writer: writer::RequestWriter::start(store.clone()),
             reconciled: std::sync::Mutex::new(None),
+            syncs_running: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             store,
             settings,
             wake: Notify::new(),
@@ -91,6 +105,15 @@ impl Lifecycle {
     fn wake_sweeper(&self) {
         self.wake.notify_one();
         self.commands_written();
+    }
+
+    /// Marks an inventory sync as running until the guard is dropped. Meanwhile the periodic
+    /// reconcile does not react to inventory changes alone; the sync's end reconciles
+    /// ([`after_change`](Self::after_change)).
+    pub fn sync_running(&self) -> SyncRunning {
+        self.syncs_running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        SyncRunning(self.syncs_running.clone())
     }
 
     /// What connector sessions wait on for new commands.

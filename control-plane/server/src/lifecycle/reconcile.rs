@@ -32,15 +32,27 @@ enum Scope {
 /// The actor recorded for the reconciler's changes.
 pub const RECONCILER: &str = "latch-reconciler";
 
+/// The inventory a reconcile run read.
+#[derive(Debug, Clone, Copy)]
+pub struct Inventory<'a> {
+    /// Resources that exist.
+    pub resources: &'a [ResourceRecord],
+    /// `None`: `resources` is the whole inventory. `Some(ids)`: only these ids were looked up;
+    /// a grant on another resource (written after the read) is left for the next run rather than
+    /// taken for one whose resource is gone.
+    pub looked_up: Option<&'a std::collections::HashSet<String>>,
+}
+
 /// What the grants should become, given everything known now. Requested grants are re-checked
 /// only when `recheck_requests` (their flows, the directory or the inventory may have changed).
 pub fn plan(
     live: &[GrantRecord],
     context: &Context,
-    resources: &[ResourceRecord],
+    inventory: &Inventory<'_>,
     now: jiff::Timestamp,
     recheck_requests: bool,
 ) -> ReconcilePlan {
+    let resources = inventory.resources;
     let mut out = ReconcilePlan::default();
     let by_id: BTreeMap<&str, &ResourceRecord> =
         resources.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -105,7 +117,12 @@ pub fn plan(
 
     // Requested access: still allowed by the flow's current version?
     let requested = live.iter().filter(|g| g.request_id.is_some());
-    for grant in requested.filter(|_| recheck_requests) {
+    let judged = |grant: &&GrantRecord| {
+        inventory
+            .looked_up
+            .is_none_or(|ids| ids.contains(&grant.resource_id))
+    };
+    for grant in requested.filter(|_| recheck_requests).filter(judged) {
         let current = context
             .engine
             .flows()
@@ -151,14 +168,19 @@ impl Lifecycle {
         now: DateTime<Utc>,
     ) -> Result<ReconcilePlan, StoreError> {
         let context = self.context.current().await?;
-        let unchanged = self
+        let last = self
             .reconciled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            == Some(&context.versions);
-        if !unchanged {
-            return self.reconcile(now).await;
+            .clone();
+        if last.as_ref() != Some(&context.versions) {
+            let syncing = self.syncs_running.load(std::sync::atomic::Ordering::SeqCst) > 0;
+            let only_inventory = last.as_ref().is_some_and(|last| {
+                last.flows == context.versions.flows && last.directory == context.versions.directory
+            });
+            if !(syncing && only_inventory) {
+                return self.reconcile(now).await;
+            }
         }
         let automatic = context
             .engine
@@ -176,13 +198,29 @@ impl Lifecycle {
         now: DateTime<Utc>,
         scope: Scope,
     ) -> Result<ReconcilePlan, StoreError> {
-        let resources = self.all_resources().await?;
+        let automatic = context
+            .engine
+            .flows()
+            .any(|(spec, _)| spec.kind == FlowKind::Automatic);
+        // Automatic flows match the whole inventory; re-checking requested access needs only the
+        // resources of live grants, which is far less to read when the inventory is large.
+        let (resources, looked_up) = if automatic {
+            (self.all_resources().await?, None)
+        } else {
+            let ids = self.store.live_grant_resource_ids().await?;
+            let found = self.store.resources_by_id(&ids).await?;
+            (found, Some(ids.into_iter().collect()))
+        };
+        let inventory = Inventory {
+            resources: &resources,
+            looked_up: looked_up.as_ref(),
+        };
         let at = super::requests::to_jiff(now);
         let recheck = scope == Scope::All;
         let applied = self
             .store
             .reconcile(RECONCILER, now, !recheck, &|live| {
-                plan(live, context, &resources, at, recheck)
+                plan(live, context, &inventory, at, recheck)
             })
             .await?;
         if !applied.is_empty() {

@@ -471,6 +471,9 @@ pub trait LifecycleStore: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<GrantRecord>, StoreError>;
 
+    /// The resources that `granting` or `active` grants are on, each once.
+    async fn live_grant_resource_ids(&self) -> Result<Vec<String>, StoreError>;
+
     /// Commands not completed yet, revokes first, then in the order they were written.
     async fn open_commands(&self, limit: u32) -> Result<Vec<CommandRecord>, StoreError>;
 

@@ -53,5 +53,6 @@ impl_connectors!(
     for_update = " FOR UPDATE",
     for_share = " FOR SHARE",
     skip_locked = " FOR UPDATE SKIP LOCKED",
-    anonymous_binds = false
+    anonymous_binds = false,
+    planner_statistics = true
 );

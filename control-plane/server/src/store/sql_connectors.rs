@@ -115,8 +115,132 @@ pub(crate) fn page_ancestors(
 macro_rules! impl_connectors {
     ($store:ty, $db:ty, for_update = $for_update:literal,
      for_share = $for_share:literal, skip_locked = $skip_locked:literal,
-     anonymous_binds = $anonymous:literal) => {
+     anonymous_binds = $anonymous:literal, planner_statistics = $statistics:literal) => {
         impl $store {
+            /// Refreshes the planner's statistics of `resources` when much of it changed since
+            /// they were taken (PostgreSQL). A first sync fills the table faster than autovacuum
+            /// analyzes it; with statistics of an empty table the planner scans instead of using
+            /// the indexes, and each page gets slower as the table grows.
+            async fn cn_refresh_statistics(&self) {
+                if !$statistics {
+                    return;
+                }
+                let stale: Result<Option<bool>, sqlx::Error> = sqlx::query_scalar(
+                    "SELECT s.n_mod_since_analyze > GREATEST(1000, c.reltuples / 2) \
+                     FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
+                     WHERE s.relid = 'resources'::regclass",
+                )
+                .fetch_optional(&self.pool)
+                .await;
+                let refreshed = match stale {
+                    Ok(Some(true)) => sqlx::query("ANALYZE resources").execute(&self.pool).await.map(|_| ()),
+                    Ok(_) => Ok(()),
+                    Err(err) => Err(err),
+                };
+                if let Err(err) = refreshed {
+                    tracing::warn!(error = %err, "refreshing the resources table's statistics failed");
+                }
+            }
+
+            /// Which rows of the page are new (their ids), or changed (their stored ancestors, by
+            /// id): (id, digest) pairs go in and only those rows come back, so an unchanged row
+            /// costs one primary-key probe. A row synced by another integration, or kept by the
+            /// static inventory, refuses the page.
+            async fn cn_probe_page(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                integration: &str,
+                resources: &[$crate::store::SyncedResource],
+                digests: &[String],
+            ) -> Result<
+                (std::collections::HashSet<String>, std::collections::HashMap<String, String>),
+                $crate::store::StoreError,
+            > {
+                use sqlx::Row;
+                use $crate::store::{Refusal, StoreError, rows};
+                let invalid = |why: String| StoreError::Refused(Refusal::InvalidArgument(why));
+                let mut stored: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+                let mut fresh: std::collections::HashSet<String> = std::collections::HashSet::new();
+                let pairs: Vec<(&String, &String)> = resources.iter().map(|r| &r.id).zip(digests).collect();
+                for chunk in pairs.chunks(rows::BULK_BINDS / 2) {
+                    let values: Vec<String> =
+                        (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+                    let n = 2 * chunk.len();
+                    let sql = Self::cn_bulk_sql(format!(
+                        "SELECT page.column1 AS id, r.id AS stored_id, r.integration AS integration, \
+                         r.source AS source, r.ancestors AS ancestors FROM (VALUES {}) AS page \
+                         LEFT JOIN resources r ON r.id = page.column1 \
+                         WHERE r.id IS NULL OR r.digest IS DISTINCT FROM page.column2 \
+                         OR r.integration <> ${} OR r.source <> ${}",
+                        values.join(", "),
+                        n + 1,
+                        n + 2
+                    ));
+                    // Only placeholders are formatted in; every value is bound.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (id, digest) in chunk {
+                        query = query.bind(id.as_str()).bind(digest.as_str());
+                    }
+                    query = query.bind(integration).bind(integration);
+                    for row in query.fetch_all(&mut *conn).await? {
+                        let id: String = row.try_get("id")?;
+                        let stored_id: Option<String> = row.try_get("stored_id")?;
+                        if stored_id.is_none() {
+                            fresh.insert(id);
+                            continue;
+                        }
+                        let owner: String = row.try_get("integration")?;
+                        let source: String = row.try_get("source")?;
+                        if source != integration || owner != integration {
+                            return Err(invalid(if source == $crate::lifecycle::STATIC_SOURCE {
+                                format!("resource {id:?} is kept by the static inventory; nothing was stored")
+                            } else {
+                                format!("resource {id:?} is synced by integration {owner:?}; nothing was stored")
+                            }));
+                        }
+                        stored.insert(id, row.try_get("ancestors")?);
+                    }
+                }
+                Ok((fresh, stored))
+            }
+
+            /// The permissions each type of the page offers, as stored (JSON lists).
+            fn cn_offered_permissions(
+                permissions: &[(String, Vec<String>)],
+            ) -> std::collections::BTreeMap<String, String> {
+                permissions
+                    .iter()
+                    .map(|(resource_type, list)| {
+                        (resource_type.clone(), serde_json::to_string(list).unwrap_or_default())
+                    })
+                    .collect()
+            }
+
+            /// The types whose offered permissions differ from the stored ones.
+            async fn cn_changed_permissions(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                integration: &str,
+                offered: &std::collections::BTreeMap<String, String>,
+            ) -> Result<Vec<String>, $crate::store::StoreError> {
+                use sqlx::Row;
+                if offered.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let current: std::collections::HashMap<String, String> = sqlx::query(
+                    "SELECT resource_type, permissions FROM resource_type_permissions WHERE integration = $1",
+                )
+                .bind(integration)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get("resource_type")?, row.try_get("permissions")?)))
+                .collect::<Result<_, $crate::store::StoreError>>()?;
+                Ok(offered
+                    .iter()
+                    .filter(|(resource_type, list)| current.get(*resource_type) != Some(*list))
+                    .map(|(resource_type, _)| resource_type.clone())
+                    .collect())
+            }
+
             /// `sql` as this backend best binds a long list of values: with anonymous placeholders
             /// on SQLite (see `rows::anonymous_placeholders`). Its placeholders must appear once
             /// each, in order.
@@ -1254,56 +1378,25 @@ macro_rules! impl_connectors {
                         )));
                     }
                 }
-                let (_writer, mut tx) = self.write_tx().await?;
-                Self::cn_lock_integration(&mut tx, integration).await?;
-
-                // Which rows of the page are new, changed (their digest differs) or kept by
-                // someone else: (id, digest) pairs go in, and only those rows come back, so an
-                // unchanged row costs one primary-key probe and nothing else.
                 let digests: Vec<String> = resources.iter().map(rows::resource_digest).collect();
-                // Stored ancestors of the changed rows; ids of the new ones.
-                let mut stored: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-                let mut fresh: std::collections::HashSet<String> = std::collections::HashSet::new();
-                let pairs: Vec<(&String, &String)> = resources.iter().map(|r| &r.id).zip(&digests).collect();
-                for chunk in pairs.chunks(rows::BULK_BINDS / 2) {
-                    let values: Vec<String> =
-                        (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
-                    let n = 2 * chunk.len();
-                    let sql = Self::cn_bulk_sql(format!(
-                        "SELECT page.column1 AS id, r.id AS stored_id, r.integration AS integration, \
-                         r.source AS source, r.ancestors AS ancestors FROM (VALUES {}) AS page \
-                         LEFT JOIN resources r ON r.id = page.column1 \
-                         WHERE r.id IS NULL OR r.digest IS DISTINCT FROM page.column2 \
-                         OR r.integration <> ${} OR r.source <> ${}",
-                        values.join(", "),
-                        n + 1,
-                        n + 2
-                    ));
-                    // Only placeholders are formatted in; every value is bound.
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (id, digest) in chunk {
-                        query = query.bind(id.as_str()).bind(digest.as_str());
-                    }
-                    query = query.bind(integration).bind(integration);
-                    for row in query.fetch_all(&mut *tx).await? {
-                        let id: String = row.try_get("id")?;
-                        let stored_id: Option<String> = row.try_get("stored_id")?;
-                        if stored_id.is_none() {
-                            fresh.insert(id);
-                            continue;
-                        }
-                        let owner: String = row.try_get("integration")?;
-                        let source: String = row.try_get("source")?;
-                        if source != integration || owner != integration {
-                            return Err(invalid(if source == $crate::lifecycle::STATIC_SOURCE {
-                                format!("resource {id:?} is kept by the static inventory; nothing was stored")
-                            } else {
-                                format!("resource {id:?} is synced by integration {owner:?}; nothing was stored")
-                            }));
-                        }
-                        stored.insert(id, row.try_get("ancestors")?);
+                let offered = Self::cn_offered_permissions(permissions);
+                // Most pages of a resync change nothing: find that out with reads alone, and skip
+                // the write transaction (and its turn at the single writer) entirely.
+                {
+                    let mut conn = self.pool.acquire().await?;
+                    let (fresh, stored) = Self::cn_probe_page(&mut conn, integration, resources, &digests).await?;
+                    let permissions_same = Self::cn_changed_permissions(&mut conn, integration, &offered).await?.is_empty();
+                    if fresh.is_empty() && stored.is_empty() && permissions_same {
+                        return Ok($crate::store::PageChanges {
+                            unchanged: resources.len() as u64,
+                            ..Default::default()
+                        });
                     }
                 }
+                let (_writer, mut tx) = self.write_tx().await?;
+                Self::cn_lock_integration(&mut tx, integration).await?;
+                // Again under the lock: another writer may have changed rows since the read.
+                let (fresh, stored) = Self::cn_probe_page(&mut tx, integration, resources, &digests).await?;
                 let write: Vec<bool> = resources
                     .iter()
                     .map(|r| fresh.contains(&r.id) || stored.contains_key(&r.id))
@@ -1388,37 +1481,18 @@ macro_rules! impl_connectors {
                 changes.unchanged = resources.len() as u64 - changes.added - changes.changed;
 
                 // The permissions each type offers, written when they differ.
-                let mut offered: std::collections::BTreeMap<&str, String> = std::collections::BTreeMap::new();
-                for (resource_type, list) in permissions {
-                    offered.insert(resource_type.as_str(), serde_json::to_string(list).unwrap_or_default());
-                }
-                let mut permissions_changed = Vec::new();
-                if !offered.is_empty() {
-                    let current: std::collections::HashMap<String, String> = sqlx::query(
-                        "SELECT resource_type, permissions FROM resource_type_permissions WHERE integration = $1",
+                let permissions_changed = Self::cn_changed_permissions(&mut tx, integration, &offered).await?;
+                for resource_type in &permissions_changed {
+                    sqlx::query(
+                        "INSERT INTO resource_type_permissions (integration, resource_type, permissions) \
+                         VALUES ($1, $2, $3) ON CONFLICT (integration, resource_type) \
+                         DO UPDATE SET permissions = excluded.permissions",
                     )
                     .bind(integration)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|row| Ok((row.try_get("resource_type")?, row.try_get("permissions")?)))
-                    .collect::<Result<_, StoreError>>()?;
-                    for (resource_type, list) in &offered {
-                        if current.get(*resource_type) == Some(list) {
-                            continue;
-                        }
-                        sqlx::query(
-                            "INSERT INTO resource_type_permissions (integration, resource_type, permissions) \
-                             VALUES ($1, $2, $3) ON CONFLICT (integration, resource_type) \
-                             DO UPDATE SET permissions = excluded.permissions",
-                        )
-                        .bind(integration)
-                        .bind(*resource_type)
-                        .bind(list)
-                        .execute(&mut *tx)
-                        .await?;
-                        permissions_changed.push(resource_type.to_string());
-                    }
+                    .bind(resource_type)
+                    .bind(&offered[resource_type])
+                    .execute(&mut *tx)
+                    .await?;
                 }
 
                 let inventory_changed = !added.is_empty() || !changed.is_empty() || ancestors_updated > 0;
@@ -1447,6 +1521,9 @@ macro_rules! impl_connectors {
                     .await?;
                 }
                 tx.commit().await?;
+                if changes.added > 0 {
+                    self.cn_refresh_statistics().await;
+                }
                 Ok(changes)
             }
 
@@ -1471,6 +1548,7 @@ macro_rules! impl_connectors {
                 // reading a large inventory takes a while, and other writers need not wait for it.
                 let mut unseen: Vec<String> = Vec::new();
                 if let (None, true, Some(seen)) = (end.error, end.full, end.seen) {
+                    self.cn_refresh_statistics().await;
                     // The integration's synced rows (their source is the integration), a batch at
                     // a time in id order. Synced ids are never empty, so all sort after "".
                     let mut after = String::new();

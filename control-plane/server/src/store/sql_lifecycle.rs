@@ -1578,6 +1578,14 @@ macro_rules! impl_lifecycle {
                 rows.iter().map(Self::lc_grant_from_row).collect()
             }
 
+            async fn live_grant_resource_ids(&self) -> Result<Vec<String>, $crate::store::StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT DISTINCT resource_id FROM grants WHERE state IN ('granting', 'active')",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn open_commands(
                 &self,
                 limit: u32,

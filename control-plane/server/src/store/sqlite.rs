@@ -84,5 +84,6 @@ impl_connectors!(
     for_update = "",
     for_share = "",
     skip_locked = "",
-    anonymous_binds = true
+    anonymous_binds = true,
+    planner_statistics = false
 );
