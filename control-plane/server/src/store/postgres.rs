@@ -54,5 +54,5 @@ impl_connectors!(
     for_share = " FOR SHARE",
     skip_locked = " FOR UPDATE SKIP LOCKED",
     anonymous_binds = false,
-    planner_statistics = true
+    postgres_planner = true
 );

@@ -115,14 +115,14 @@ pub(crate) fn page_ancestors(
 macro_rules! impl_connectors {
     ($store:ty, $db:ty, for_update = $for_update:literal,
      for_share = $for_share:literal, skip_locked = $skip_locked:literal,
-     anonymous_binds = $anonymous:literal, planner_statistics = $statistics:literal) => {
+     anonymous_binds = $anonymous:literal, postgres_planner = $postgres_planner:literal) => {
         impl $store {
             /// Refreshes the planner's statistics of `resources` when much of it changed since
             /// they were taken (PostgreSQL). A first sync fills the table faster than autovacuum
             /// analyzes it; with statistics of an empty table the planner scans instead of using
             /// the indexes, and each page gets slower as the table grows.
             async fn cn_refresh_statistics(&self) {
-                if !$statistics {
+                if !$postgres_planner {
                     return;
                 }
                 let stale: Result<Option<bool>, sqlx::Error> = sqlx::query_scalar(
@@ -175,8 +175,10 @@ macro_rules! impl_connectors {
                         n + 1,
                         n + 2
                     ));
-                    // Only placeholders are formatted in; every value is bound.
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    // Only placeholders are formatted in; every value is bound. PostgreSQL plans
+                    // it for each page's values (an unnamed statement): a plan cached while the
+                    // table was nearly empty would scan it once it holds a million rows.
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(!$postgres_planner);
                     for (id, digest) in chunk {
                         query = query.bind(id.as_str()).bind(digest.as_str());
                     }
@@ -1548,11 +1550,22 @@ macro_rules! impl_connectors {
                 // reading a large inventory takes a while, and other writers need not wait for it.
                 let mut unseen: Vec<String> = Vec::new();
                 if let (None, true, Some(seen)) = (end.error, end.full, end.seen) {
-                    self.cn_refresh_statistics().await;
+                    // Every id the sync saw was stored under the integration (a page that could
+                    // not be is refused, and fails the sync), so when the integration holds as
+                    // many rows as were seen, it holds exactly those: nothing to delete, and no
+                    // need to read a million ids back.
+                    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources WHERE source = $1")
+                        .bind(integration)
+                        .fetch_one(&self.pool)
+                        .await?;
+                    let all_seen = usize::try_from(held).is_ok_and(|held| held == seen.len());
+                    if !all_seen {
+                        self.cn_refresh_statistics().await;
+                    }
                     // The integration's synced rows (their source is the integration), a batch at
                     // a time in id order. Synced ids are never empty, so all sort after "".
                     let mut after = String::new();
-                    loop {
+                    while !all_seen {
                         let batch: Vec<String> = sqlx::query_scalar(
                             "SELECT id FROM resources WHERE source = $1 AND id > $2 ORDER BY id LIMIT 10000",
                         )

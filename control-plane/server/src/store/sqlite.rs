@@ -85,5 +85,5 @@ impl_connectors!(
     for_share = "",
     skip_locked = "",
     anonymous_binds = true,
-    planner_statistics = false
+    postgres_planner = false
 );
