@@ -22,8 +22,11 @@ use std::time::{Duration, Instant};
 use crate::fake_provider::read_record;
 use crate::{Server, bin_path, success};
 
-/// The binary the harness runs.
+/// The binary the harness runs for the fake integration.
 pub const BINARY: &str = "latch-connector-fake";
+
+/// The shipped connector, for [`ConnectorOptions::shipped_integrations`].
+pub const SHIPPED_BINARY: &str = "latch-connector";
 
 /// How the connector and its one `fake` integration are configured. Change fields, then
 /// [`Connector::write_config`] and restart to apply them.
@@ -53,6 +56,9 @@ pub struct ConnectorOptions {
     pub guardrails: Option<String>,
     /// `RUST_LOG` for the process (default `info`).
     pub log_filter: String,
+    /// Serve these `[[integrations]]` entries (raw TOML) with the shipped `latch-connector`
+    /// binary and its real providers, instead of the fake integration (default none).
+    pub shipped_integrations: Option<String>,
 }
 
 impl Default for ConnectorOptions {
@@ -70,6 +76,7 @@ impl Default for ConnectorOptions {
             shutdown_grace: "5s".into(),
             guardrails: None,
             log_filter: "info".into(),
+            shipped_integrations: None,
         }
     }
 }
@@ -155,10 +162,19 @@ impl Connector {
         (field(&created["connector"]["id"]), field(&created["token"]))
     }
 
+    /// The binary this connector runs: the shipped one for real integrations, else the fake.
+    pub fn binary(&self) -> &'static str {
+        if self.options.shipped_integrations.is_some() {
+            SHIPPED_BINARY
+        } else {
+            BINARY
+        }
+    }
+
     /// Runs `latch-connector-fake enroll` with `token` into this connector's state directory
     /// (`--force`: replacing an earlier enrollment); the output is for the test to judge.
     pub fn enroll(&self, token: &str) -> Output {
-        Command::new(bin_path(BINARY))
+        Command::new(bin_path(self.binary()))
             .args(["enroll", "--server", &self.server_url, "--token", token])
             .arg("--state-dir")
             .arg(&self.state_dir)
@@ -187,13 +203,31 @@ impl Connector {
         if let Some(n) = o.max_concurrent_commands {
             text.push_str(&format!("max_concurrent_commands = {n}\n"));
         }
+        if let Some(integrations) = &o.shipped_integrations {
+            text.push('\n');
+            text.push_str(integrations);
+            text.push('\n');
+        } else {
+            text.push_str(&self.fake_integration());
+        }
+        if let Some(guardrails) = &o.guardrails {
+            text.push_str(&format!("\n[guardrails]\n{guardrails}\n"));
+        }
+        std::fs::write(&self.config_file, text).expect("write the connector config");
+    }
+
+    /// The `[[integrations]]` entry of the fake integration, from [`Connector::options`].
+    fn fake_integration(&self) -> String {
+        let o = &self.options;
+        let quote = |text: &str| toml::Value::from(text).to_string();
+        let path = |path: &PathBuf| quote(&path.display().to_string());
         let identities = toml::Value::Array(
             o.identities
                 .iter()
                 .map(|email| toml::Value::from(email.as_str()))
                 .collect(),
         );
-        text.push_str(&format!(
+        let mut text = format!(
             "\n[[integrations]]\nname = {}\nkind = \"fake\"\nrecord_file = {}\ncalls_file = {}\n\
              tag_overrides_file = {}\nresources = {}\nidentities = {identities}\ndelay_ms = {}\n\
              fail_transient = {}\nnoop = {}\n",
@@ -205,14 +239,11 @@ impl Connector {
             o.delay.as_millis(),
             o.fail_transient,
             o.noop,
-        ));
+        );
         if let Some(rate) = o.rate_limit_per_sec {
             text.push_str(&format!("rate_limit_per_sec = {rate}\n"));
         }
-        if let Some(guardrails) = &o.guardrails {
-            text.push_str(&format!("\n[guardrails]\n{guardrails}\n"));
-        }
-        std::fs::write(&self.config_file, text).expect("write the connector config");
+        text
     }
 
     /// Starts `latch-connector-fake run --config FILE`, logging to [`Connector::log_file`].
@@ -227,7 +258,7 @@ impl Connector {
             .expect("connector log file");
         use std::io::Write;
         let _ = writeln!(log, "=== harness: start {} ===", self.starts);
-        let child = Command::new(bin_path(BINARY))
+        let child = Command::new(bin_path(self.binary()))
             .arg("run")
             .arg("--config")
             .arg(&self.config_file)
