@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, proto lint, and every test on SQLite and
-# PostgreSQL. Installs what it needs (buf from npm, a Python venv) and starts PostgreSQL if it is down.
+# PostgreSQL. Installs what it needs (buf from npm, a Python venv) and starts PostgreSQL and MariaDB
+# if they are down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ step() { printf '\n==> %s\n' "$*"; }
 step "test tools"
 eval "$(scripts/setup-test-tools.sh)"
 scripts/ensure-postgres.sh
+scripts/ensure-mariadb.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
