@@ -30,3 +30,27 @@ pub(crate) fn register(registry: &mut ProviderRegistry) {
         },
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::ConfigFile;
+    use crate::provider::ProviderRegistry;
+
+    /// The README's quickstart config validates, and its providers build with the shipped kinds.
+    #[test]
+    fn the_postgres_quickstart_config_is_valid() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/postgres/connector.toml");
+        let registry = ProviderRegistry::shipped();
+        let file = ConfigFile::read(&path).expect("the example parses");
+        for integration in &file.integrations {
+            if let Err(err) = registry.build(integration) {
+                panic!("{}: {err}", integration.name);
+            }
+        }
+        let config = file.validate(&registry).expect("the example validates");
+        assert_eq!(config.integrations.len(), 1);
+    }
+}
