@@ -70,64 +70,82 @@ impl SyncIntake {
         (progress.integration == integration).then_some(progress)
     }
 
-    pub(super) async fn page(&mut self, page: InventoryPage) {
+    /// Takes pages of one sync that arrived together and stores them in one write: a resync of a
+    /// million resources is then about a hundred commits instead of a thousand. A page with an
+    /// invalid resource fails the sync; the pages before it are stored, nothing after it is.
+    pub(super) async fn pages(&mut self, pages: Vec<InventoryPage>) {
+        let Some(first) = pages.first() else {
+            return;
+        };
+        let (sync_id, integration, full) =
+            (first.sync_id.clone(), first.integration.clone(), first.full);
         let store = self.hub.lifecycle.store().clone();
         let actor = self.actor.clone();
-        let Some(progress) = self.progress(&page.sync_id, &page.integration, page.full) else {
+        let Some(progress) = self.progress(&sync_id, &integration, full) else {
             return;
         };
         if progress.error.is_some() {
             return;
         }
-        let resources: Vec<SyncedResource> = page
-            .resources
-            .into_iter()
-            .map(|r| SyncedResource {
-                id: r.id,
-                resource_type: r.r#type,
-                name: r.name,
-                parent: Some(r.parent).filter(|p| !p.is_empty()),
-                tags: r.tags.into_iter().collect::<BTreeMap<_, _>>(),
-                owners: r.owners.into_iter().map(|o| o.to_lowercase()).collect(),
-            })
-            .collect();
-        if let Some(problem) = resources
-            .iter()
-            .enumerate()
-            .find_map(|(i, r)| invalid(i, r))
-        {
-            progress.error = Some(problem);
-            return;
-        }
-        let permissions: Vec<(String, Vec<String>)> = page
-            .permissions
-            .into_iter()
-            .map(|p| (p.r#type, p.permissions))
-            .collect();
-        match store
-            .ingest_resources(
-                &page.integration,
-                &resources,
-                &permissions,
-                &actor,
-                Utc::now(),
-            )
-            .await
-        {
-            Ok(changes) => {
-                progress.changed |= changes.added + changes.changed > 0;
-                metrics::counter!("latch_inventory_resources_total", "result" => "added")
-                    .increment(changes.added);
-                metrics::counter!("latch_inventory_resources_total", "result" => "changed")
-                    .increment(changes.changed);
-                metrics::counter!("latch_inventory_resources_total", "result" => "unchanged")
-                    .increment(changes.unchanged);
+        let mut resources: Vec<SyncedResource> = Vec::new();
+        // Where each id sits in `resources`: a later page's copy of an id replaces the earlier.
+        let mut position: HashMap<String, usize> = HashMap::new();
+        let mut permissions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut problem = None;
+        for page in pages {
+            if page.integration != integration {
+                tracing::warn!(%sync_id, "a sync page names another integration; ignored");
+                continue;
             }
-            Err(StoreError::Refused(refusal)) => progress.error = Some(refusal.to_string()),
-            Err(err) => progress.error = Some(format!("storing a page failed: {err}")),
+            let converted: Vec<SyncedResource> =
+                page.resources.into_iter().map(synced_resource).collect();
+            if let Some(found) = converted
+                .iter()
+                .enumerate()
+                .find_map(|(i, r)| invalid(i, r))
+            {
+                problem = Some(found);
+                break;
+            }
+            for resource in converted {
+                match position.get(&resource.id) {
+                    Some(&at) => resources[at] = resource,
+                    None => {
+                        position.insert(resource.id.clone(), resources.len());
+                        resources.push(resource);
+                    }
+                }
+            }
+            permissions.extend(
+                page.permissions
+                    .into_iter()
+                    .map(|p| (p.r#type, p.permissions)),
+            );
         }
-        if progress.full {
-            progress.seen.extend(resources.into_iter().map(|r| r.id));
+        if !resources.is_empty() || !permissions.is_empty() {
+            let permissions: Vec<(String, Vec<String>)> = permissions.into_iter().collect();
+            match store
+                .ingest_resources(&integration, &resources, &permissions, &actor, Utc::now())
+                .await
+            {
+                Ok(changes) => {
+                    progress.changed |= changes.added + changes.changed > 0;
+                    metrics::counter!("latch_inventory_resources_total", "result" => "added")
+                        .increment(changes.added);
+                    metrics::counter!("latch_inventory_resources_total", "result" => "changed")
+                        .increment(changes.changed);
+                    metrics::counter!("latch_inventory_resources_total", "result" => "unchanged")
+                        .increment(changes.unchanged);
+                }
+                Err(StoreError::Refused(refusal)) => problem = Some(refusal.to_string()),
+                Err(err) => problem = Some(format!("storing a page failed: {err}")),
+            }
+            if progress.full {
+                progress.seen.extend(position.into_keys());
+            }
+        }
+        if problem.is_some() {
+            progress.error = problem;
         }
     }
 
@@ -194,6 +212,18 @@ impl SyncIntake {
             }
             Err(err) => tracing::error!(error = %err, "recording the end of a sync failed"),
         }
+    }
+}
+
+/// A resource as the store takes it.
+fn synced_resource(r: latch_proto::v1::SyncedResource) -> SyncedResource {
+    SyncedResource {
+        id: r.id,
+        resource_type: r.r#type,
+        name: r.name,
+        parent: Some(r.parent).filter(|p| !p.is_empty()),
+        tags: r.tags.into_iter().collect::<BTreeMap<_, _>>(),
+        owners: r.owners.into_iter().map(|o| o.to_lowercase()).collect(),
     }
 }
 

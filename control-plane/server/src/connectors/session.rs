@@ -27,6 +27,9 @@ use crate::store::{AttemptOutcome, ClaimedCommand, CommandResult, ConnectorRecor
 /// How often a session looks for new commands when nothing woke it.
 const POLL: Duration = Duration::from_millis(200);
 
+/// Most inventory pages of one sync stored in one write (a page is up to 1,000 resources).
+const PAGES_PER_WRITE: usize = 8;
+
 pub(super) type Outbound = mpsc::Sender<Result<OpenStreamResponse, Status>>;
 
 /// A command sent and not yet answered.
@@ -147,7 +150,7 @@ impl Session {
                 message = inbound.message() => match message {
                     Ok(Some(message)) => {
                         last_heard = Instant::now();
-                        if let Some(end) = self.handle(message).await {
+                        if let Some(end) = self.receive(message, inbound).await {
                             return end;
                         }
                     }
@@ -319,6 +322,53 @@ impl Session {
             .await;
     }
 
+    /// Handles a message from the connector, and with an inventory page, the pages of the same
+    /// sync already received behind it: they are stored in one write. `Some` ends the stream.
+    async fn receive(
+        &mut self,
+        first: OpenStreamRequest,
+        inbound: &mut Streaming<OpenStreamRequest>,
+    ) -> Option<End> {
+        use open_stream_request::Message;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            let Some(Message::InventoryPage(page)) = message.message else {
+                if let Some(end) = self.handle(message).await {
+                    return Some(end);
+                }
+                continue;
+            };
+            let mut pages = vec![page];
+            let mut ended = None;
+            while pages.len() < PAGES_PER_WRITE {
+                // Only what has already arrived: a zero timeout polls the stream once.
+                match tokio::time::timeout(Duration::ZERO, inbound.message()).await {
+                    Err(_) => break,
+                    Ok(Ok(Some(OpenStreamRequest {
+                        message: Some(Message::InventoryPage(more)),
+                    }))) if more.sync_id == pages[0].sync_id => pages.push(more),
+                    Ok(Ok(Some(other))) => {
+                        next = Some(other);
+                        break;
+                    }
+                    Ok(Ok(None)) => {
+                        ended = Some(End::PeerGone("the connector closed the stream".into()));
+                        break;
+                    }
+                    Ok(Err(status)) => {
+                        ended = Some(End::PeerGone(status.message().to_string()));
+                        break;
+                    }
+                }
+            }
+            self.intake.pages(pages).await;
+            if ended.is_some() {
+                return ended;
+            }
+        }
+        None
+    }
+
     /// Handles one message from the connector; `Some` ends the stream.
     async fn handle(&mut self, message: OpenStreamRequest) -> Option<End> {
         use open_stream_request::Message;
@@ -328,7 +378,7 @@ impl Session {
             }
             Message::Heartbeat(_) => {}
             Message::Result(result) => self.record_result(result).await,
-            Message::InventoryPage(page) => self.intake.page(page).await,
+            Message::InventoryPage(page) => self.intake.pages(vec![page]).await,
             Message::IdentityPage(page) => self.intake.identities(page),
             Message::SyncDone(done) => self.intake.done(done).await,
             Message::Renew(renew) => return self.renew(renew).await,
