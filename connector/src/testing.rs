@@ -118,3 +118,75 @@ pub(crate) fn integration(name: &str, provider: Arc<FakeProvider>) -> Arc<Integr
         sync_lock: Arc::new(tokio::sync::Mutex::new(())),
     })
 }
+
+/// A [`SyncSink`] that keeps everything a provider pushed, page by page, for tests to inspect.
+#[derive(Debug, Default)]
+pub(crate) struct CollectingSink {
+    /// How many resources each page had.
+    pub pages: Vec<usize>,
+    /// Every resource, in the order pushed.
+    pub resources: Vec<SyncedResource>,
+    /// The permissions pushed with each page of resources, one entry per page.
+    pub permission_pages: Vec<Vec<ResourceTypePermissions>>,
+    /// Every identity, in the order pushed.
+    pub identities: Vec<SyncedIdentity>,
+}
+
+impl CollectingSink {
+    /// The resource with `id`; panics, listing what was synced, when there is none.
+    pub(crate) fn resource(&self, id: &str) -> &SyncedResource {
+        self.resources
+            .iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("{id} was not synced; got {:#?}", self.resources))
+    }
+
+    /// The resource of `resource_type` named `name`; panics when there is none.
+    pub(crate) fn named(&self, resource_type: &str, name: &str) -> &SyncedResource {
+        self.resources
+            .iter()
+            .find(|r| r.resource_type == resource_type && r.name == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{resource_type} {name} was not synced: {:#?}",
+                    self.resources
+                )
+            })
+    }
+
+    /// Every permission announcement, whatever page it came with.
+    pub(crate) fn permissions(&self) -> impl Iterator<Item = &ResourceTypePermissions> {
+        self.permission_pages.iter().flatten()
+    }
+
+    /// The permission names announced for `resource_type`, sorted; panics unless announced once.
+    pub(crate) fn permissions_of(&self, resource_type: &str) -> Vec<String> {
+        let found: Vec<&ResourceTypePermissions> = self
+            .permissions()
+            .filter(|p| p.resource_type == resource_type)
+            .collect();
+        assert_eq!(found.len(), 1, "{resource_type} announced once: {found:?}");
+        let mut names = found[0].permissions.clone();
+        names.sort();
+        names
+    }
+}
+
+#[async_trait]
+impl SyncSink for CollectingSink {
+    async fn resources(
+        &mut self,
+        page: Vec<SyncedResource>,
+        permissions: Vec<ResourceTypePermissions>,
+    ) -> Result<(), ProviderError> {
+        self.pages.push(page.len());
+        self.resources.extend(page);
+        self.permission_pages.push(permissions);
+        Ok(())
+    }
+
+    async fn identities(&mut self, page: Vec<SyncedIdentity>) -> Result<(), ProviderError> {
+        self.identities.extend(page);
+        Ok(())
+    }
+}

@@ -2,11 +2,15 @@
 
 use crate::provider::ProviderRegistry;
 
+#[cfg(feature = "aws")]
+pub(crate) mod aws;
 #[cfg(feature = "database")]
 pub(crate) mod database;
 
 /// Registers every provider this build was compiled with.
 pub(crate) fn register_shipped(registry: &mut ProviderRegistry) {
+    #[cfg(feature = "aws")]
+    aws::register(registry);
     #[cfg(feature = "database")]
     database::register(registry);
     // Keeps the parameter used when the build has no provider features.

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use async_trait::async_trait;
 use chrono::{Duration as ChronoDuration, Utc};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 use sqlx::{AssertSqlSafe, Connection};
@@ -15,6 +14,7 @@ use super::access::privilege_list;
 use super::lock::{MAX_LOCK_NAME, lock_name};
 use super::sql::{code, error_number};
 use super::*;
+use crate::testing::CollectingSink;
 
 fn admin_dsn() -> String {
     std::env::var("LATCH_TEST_MYSQL")
@@ -205,31 +205,6 @@ async fn can_insert(user: &str, db: &str) -> bool {
     allowed(&mut conn, &format!("INSERT INTO `{db}`.t VALUES (2)")).await
 }
 
-#[derive(Default)]
-struct Collect {
-    resources: Vec<SyncedResource>,
-    permissions: Vec<ResourceTypePermissions>,
-    identities: Vec<SyncedIdentity>,
-}
-
-#[async_trait]
-impl SyncSink for Collect {
-    async fn resources(
-        &mut self,
-        page: Vec<SyncedResource>,
-        permissions: Vec<ResourceTypePermissions>,
-    ) -> Result<(), ProviderError> {
-        self.resources.extend(page);
-        self.permissions.extend(permissions);
-        Ok(())
-    }
-
-    async fn identities(&mut self, page: Vec<SyncedIdentity>) -> Result<(), ProviderError> {
-        self.identities.extend(page);
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn sync_reports_the_server_and_the_databases_in_scope() {
     let mut server = Server::start().await;
@@ -243,7 +218,7 @@ async fn sync_reports_the_server_and_the_databases_in_scope() {
     assert_eq!(p.kind(), "mysql");
     assert_eq!(p.capabilities().len(), 4);
 
-    let mut sink = Collect::default();
+    let mut sink = CollectingSink::default();
     p.sync(&mut sink).await.expect("sync");
     let options = admin_options();
     let server_id = format!("mysql://{}:{}", options.get_host(), options.get_port());
@@ -261,18 +236,11 @@ async fn sync_reports_the_server_and_the_databases_in_scope() {
         db.tags,
         BTreeMap::from([("env".to_string(), "test".to_string())])
     );
-    let database_permissions = sink
-        .permissions
-        .iter()
-        .find(|p| p.resource_type == "mysql.database")
-        .expect("mysql.database permissions");
-    assert_eq!(database_permissions.permissions, ["admin", "read", "write"]);
-    let server_permissions = sink
-        .permissions
-        .iter()
-        .find(|p| p.resource_type == "mysql.server")
-        .expect("mysql.server permissions");
-    assert!(server_permissions.permissions.is_empty());
+    assert_eq!(
+        sink.permissions_of("mysql.database"),
+        ["admin", "read", "write"]
+    );
+    assert!(sink.permissions_of("mysql.server").is_empty());
 
     let names: Vec<&str> = sink
         .identities
@@ -287,7 +255,7 @@ async fn sync_reports_the_server_and_the_databases_in_scope() {
     assert!(sink.identities.iter().all(|i| i.email.is_none()));
 
     // Without globs: every database but the system ones and the ledger.
-    let mut sink = Collect::default();
+    let mut sink = CollectingSink::default();
     provider("").sync(&mut sink).await.expect("sync");
     let names: Vec<&str> = sink.resources.iter().map(|r| r.name.as_str()).collect();
     assert!(names.contains(&inside.as_str()) && names.contains(&outside.as_str()));

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection};
@@ -14,11 +13,9 @@ use sqlx::{AssertSqlSafe, Connection};
 use super::sql::quote_ident;
 use super::{DATABASE_TYPE, PostgresProvider, SCHEMA_TYPE, SERVER_TYPE};
 use crate::config::IntegrationConfig;
-use crate::provider::{
-    GrantSpec, Provider, ProviderError, ProviderRegistry, ResourceTypePermissions, SyncSink,
-    SyncedIdentity, SyncedResource,
-};
+use crate::provider::{GrantSpec, Provider, ProviderError, ProviderRegistry, SyncedResource};
 use crate::providers::database::settings::{DatabaseSettings, Engine, temporary_login};
+use crate::testing::CollectingSink;
 
 const PASSWORD: &str = "user-password";
 
@@ -34,31 +31,6 @@ fn dsn_for(database: &str) -> String {
         .rsplit_once('/')
         .expect("the test DSN names a database");
     format!("{server}/{database}")
-}
-
-#[derive(Default)]
-struct CollectingSink {
-    resources: Vec<SyncedResource>,
-    permissions: Vec<Vec<ResourceTypePermissions>>,
-    identities: Vec<SyncedIdentity>,
-}
-
-#[async_trait]
-impl SyncSink for CollectingSink {
-    async fn resources(
-        &mut self,
-        page: Vec<SyncedResource>,
-        permissions: Vec<ResourceTypePermissions>,
-    ) -> Result<(), ProviderError> {
-        self.resources.extend(page);
-        self.permissions.push(permissions);
-        Ok(())
-    }
-
-    async fn identities(&mut self, page: Vec<SyncedIdentity>) -> Result<(), ProviderError> {
-        self.identities.extend(page);
-        Ok(())
-    }
 }
 
 /// A fresh database with two schemas and a table in each, and the roles a test makes.
@@ -404,7 +376,7 @@ async fn sync_reports_the_server_databases_and_schemas() {
     assert_eq!(sales.tags, tags);
 
     // Permissions travel with the first page only.
-    let first = &sink.permissions[0];
+    let first = &sink.permission_pages[0];
     let permissions: BTreeMap<&str, Vec<String>> = first
         .iter()
         .map(|p| (p.resource_type.as_str(), p.permissions.clone()))
@@ -413,7 +385,7 @@ async fn sync_reports_the_server_databases_and_schemas() {
     assert_eq!(permissions[SERVER_TYPE], Vec::<String>::new());
     assert_eq!(permissions[DATABASE_TYPE], names);
     assert_eq!(permissions[SCHEMA_TYPE], names);
-    assert!(sink.permissions[1..].iter().all(Vec::is_empty));
+    assert!(sink.permission_pages[1..].iter().all(Vec::is_empty));
 
     let logins: Vec<&str> = sink
         .identities
@@ -440,7 +412,7 @@ async fn sync_reports_the_server_databases_and_schemas() {
     let mut sink = CollectingSink::default();
     provider.sync(&mut sink).await.expect("sync");
     assert!(
-        sink.permissions[0]
+        sink.permission_pages[0]
             .iter()
             .filter(|p| p.resource_type != SERVER_TYPE)
             .all(|p| p.permissions == vec!["viewer".to_string()])
