@@ -66,10 +66,11 @@ pub async fn run(
     let connector_server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(config.connectors.heartbeat))
         .http2_keepalive_timeout(Some(config.connectors.heartbeat * 2))
-        // Room for several inventory pages in flight per stream, so the hub finds the next pages
-        // already received when it stores one and can store them together.
-        .initial_stream_window_size(Some(8 << 20))
-        .initial_connection_window_size(Some(16 << 20))
+        // Room for several inventory pages (about 250 KiB each) in flight per stream, so the hub
+        // finds the next pages already received when it stores one and stores them together. Not
+        // more: what the window admits, the connector may hold encoded in memory.
+        .initial_stream_window_size(Some(2 << 20))
+        .initial_connection_window_size(Some(4 << 20))
         .add_service(ConnectorServiceServer::new(ConnectorApi::new(
             connectors.hub.clone(),
         )))
