@@ -27,6 +27,9 @@ use crate::store::{AttemptOutcome, ClaimedCommand, CommandResult, ConnectorRecor
 /// How often a session looks for new commands when nothing woke it.
 const POLL: Duration = Duration::from_millis(200);
 
+/// Every how many polls a session looks for an asked-for sync (5 × 200 ms).
+const SYNC_LOOKUP_TICKS: u32 = 5;
+
 /// Most inventory pages of one sync stored in one write (a page is up to 1,000 resources).
 const PAGES_PER_WRITE: usize = 8;
 
@@ -144,6 +147,7 @@ impl Session {
         let mut beat = tokio::time::interval(self.heartbeat());
         let mut poll = tokio::time::interval(POLL);
         let mut last_heard = Instant::now();
+        let mut ticks: u32 = 0;
         self.dispatch().await;
         loop {
             tokio::select! {
@@ -161,7 +165,16 @@ impl Session {
                     self.dispatch().await;
                     self.deliver_syncs().await;
                 }
-                _ = poll.tick() => self.dispatch().await,
+                _ = poll.tick() => {
+                    self.dispatch().await;
+                    // The outbox's wake-up is missed while the session is busy (a `Notify` keeps
+                    // no permit for waiters that were not waiting), so asked-for syncs are also
+                    // looked for here, about once a second, not only at the next heartbeat.
+                    ticks = ticks.wrapping_add(1);
+                    if ticks % SYNC_LOOKUP_TICKS == 0 {
+                        self.deliver_syncs().await;
+                    }
+                }
                 _ = beat.tick() => {
                     if last_heard.elapsed() > self.heartbeat() * 3 {
                         return End::Silent;
