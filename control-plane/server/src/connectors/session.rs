@@ -171,7 +171,7 @@ impl Session {
                     // no permit for waiters that were not waiting), so asked-for syncs are also
                     // looked for here, about once a second, not only at the next heartbeat.
                     ticks = ticks.wrapping_add(1);
-                    if ticks % SYNC_LOOKUP_TICKS == 0 {
+                    if ticks.is_multiple_of(SYNC_LOOKUP_TICKS) {
                         self.deliver_syncs().await;
                     }
                 }
