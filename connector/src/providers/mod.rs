@@ -6,6 +6,8 @@ use crate::provider::ProviderRegistry;
 pub(crate) mod aws;
 #[cfg(feature = "database")]
 pub(crate) mod database;
+#[cfg(any(feature = "database", feature = "aws"))]
+pub(crate) mod login_template;
 
 /// Registers every provider this build was compiled with.
 pub(crate) fn register_shipped(registry: &mut ProviderRegistry) {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::config::IntegrationConfig;
 use crate::provider::ProviderError;
+use crate::providers::login_template;
 
 /// The type Identity Center permission sets are granted on; its permissions are the permission
 /// set names, never policy templates.
@@ -23,8 +24,6 @@ const KNOWN_KEYS: &[&str] = &[
     "iam_user_template",
     "policy_templates",
 ];
-
-const PLACEHOLDERS: &[&str] = &["local", "email"];
 
 /// IAM user names: 1 to 64 of `[\w+=,.@-]`.
 const MAX_IAM_USER_LEN: usize = 64;
@@ -135,7 +134,7 @@ impl AwsSettings {
         let iam_user_template = match settings.get("iam_user_template") {
             None => "{local}".to_string(),
             Some(toml::Value::String(text)) => {
-                check_template(text, &mut problems);
+                login_template::check("iam_user_template", text, &mut problems);
                 text.clone()
             }
             Some(other) => {
@@ -183,8 +182,7 @@ impl AwsSettings {
     /// The IAM user for the person with `email`, from `iam_user_template`. Refuses names IAM
     /// would refuse, so an odd email is reported as such rather than as an AWS validation error.
     pub(crate) fn iam_user_for(&self, email: &str) -> Result<String, ProviderError> {
-        let local = email.rsplit_once('@').map_or(email, |(local, _)| local);
-        let user = render_template(&self.iam_user_template, local, email);
+        let user = login_template::render(&self.iam_user_template, email);
         if user.is_empty() || user.len() > MAX_IAM_USER_LEN || !user.chars().all(is_iam_name_char) {
             return Err(ProviderError::invalid(format!(
                 "the IAM user name {user:?} made for {email:?} by iam_user_template {:?} is not \
@@ -276,48 +274,6 @@ fn is_action(text: &str) -> bool {
         && action
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?')
-}
-
-fn check_template(text: &str, problems: &mut Vec<String>) {
-    let mut rest = text;
-    while let Some(start) = rest.find('{') {
-        let after = &rest[start + 1..];
-        match after.find('}') {
-            Some(end) if PLACEHOLDERS.contains(&&after[..end]) => rest = &after[end + 1..],
-            _ => {
-                problems.push(format!(
-                    "iam_user_template {text:?} may only use the placeholders {{local}} and \
-                     {{email}}"
-                ));
-                return;
-            }
-        }
-    }
-    if text.is_empty() {
-        problems.push("iam_user_template \"\" must not be empty".into());
-    }
-}
-
-/// Replaces `{local}` and `{email}` in one pass, so a placeholder-looking email stays literal.
-fn render_template(template: &str, local: &str, email: &str) -> String {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start..];
-        if let Some(tail) = after.strip_prefix("{local}") {
-            out.push_str(local);
-            rest = tail;
-        } else if let Some(tail) = after.strip_prefix("{email}") {
-            out.push_str(email);
-            rest = tail;
-        } else {
-            out.push('{');
-            rest = &after[1..];
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 fn parse_policy_templates(

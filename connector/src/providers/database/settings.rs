@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::config::IntegrationConfig;
 use crate::guardrails::glob_match;
 use crate::provider::ProviderError;
+use crate::providers::login_template;
 
 /// The database engine a provider talks to; decides defaults, allowed keywords and messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,8 +178,6 @@ const KNOWN_KEYS: &[&str] = &[
     "connect_port",
 ];
 
-const PLACEHOLDERS: &[&str] = &["local", "email"];
-
 /// The longest login name accepted: PostgreSQL's identifier limit.
 const MAX_LOGIN_LEN: usize = 63;
 
@@ -232,7 +231,7 @@ impl DatabaseSettings {
         let role_template = match settings.get("role_template") {
             None => "{local}".to_string(),
             Some(toml::Value::String(text)) => {
-                check_template(text, &mut problems);
+                login_template::check("role_template", text, &mut problems);
                 text.clone()
             }
             Some(other) => {
@@ -301,8 +300,7 @@ impl DatabaseSettings {
     /// The database login for the person with `email`, from `role_template`. Refuses results that
     /// are not plain identifiers, so an odd email never turns into an odd role name.
     pub(crate) fn login_for(&self, email: &str) -> Result<String, ProviderError> {
-        let local = email.rsplit_once('@').map_or(email, |(local, _)| local);
-        let login = render_template(&self.role_template, local, email);
+        let login = login_template::render(&self.role_template, email);
         if login.is_empty() || login.len() > MAX_LOGIN_LEN || !login.chars().all(is_login_char) {
             return Err(ProviderError::invalid(format!(
                 "the login {login:?} made for {email:?} by role_template {:?} is not a plain \
@@ -480,51 +478,6 @@ fn string_list(field: &str, value: &toml::Value, problems: &mut Vec<String>) -> 
         }
     }
     list
-}
-
-/// Reports `{name}` placeholders other than `{local}` and `{email}`.
-fn check_template(template: &str, problems: &mut Vec<String>) {
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let after = &rest[open + 1..];
-        match after.find('}') {
-            Some(close) => {
-                let name = &after[..close];
-                if !PLACEHOLDERS.contains(&name) {
-                    problems.push(format!(
-                        "role_template {template:?}: unknown placeholder {{{name}}} (known: {{local}}, {{email}})"
-                    ));
-                }
-                rest = &after[close + 1..];
-            }
-            None => break,
-        }
-    }
-    if template.is_empty() {
-        problems.push("role_template \"\" must not be empty".to_string());
-    }
-}
-
-/// Replaces the placeholders in one pass, so text coming from the email is never expanded again.
-fn render_template(template: &str, local: &str, email: &str) -> String {
-    let mut out = String::with_capacity(template.len() + email.len());
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open..];
-        if let Some(tail) = after.strip_prefix("{local}") {
-            out.push_str(local);
-            rest = tail;
-        } else if let Some(tail) = after.strip_prefix("{email}") {
-            out.push_str(email);
-            rest = tail;
-        } else {
-            out.push('{');
-            rest = &after[1..];
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 fn parse_tag_rules(value: &toml::Value, problems: &mut Vec<String>) -> Vec<TagRule> {
@@ -860,15 +813,6 @@ mod tests {
         let long = format!("{}@example.com", "a".repeat(64));
         assert!(s.login_for(&long).is_err());
         assert!(s.login_for("@example.com").is_err());
-    }
-
-    #[test]
-    fn placeholders_are_expanded_once() {
-        assert_eq!(
-            render_template("{local}-{email}", "{email}", "x@y"),
-            "{email}-x@y"
-        );
-        assert_eq!(render_template("a{b", "l", "e"), "a{b");
     }
 
     #[test]
