@@ -239,3 +239,15 @@ fn problems_convert_to_the_api_form() {
     assert_eq!(proto.path, "kind");
     assert_eq!(proto.message, "must be set, got FLOW_KIND_UNSPECIFIED");
 }
+
+#[test]
+fn a_tag_key_yaml_would_read_as_a_merge_is_refused_from_the_api_too() {
+    // Accepted here, such a flow could be stored but not exported as YAML and read back.
+    let mut spec = example_proto();
+    let include = spec.targets[0].include.as_mut().expect("include");
+    include.tags.insert("<<".into(), "x".into());
+    assert_eq!(
+        plain_lines(&from_proto(&[spec])),
+        [r#"targets[0].include.tags: tag key "<<" is reserved: YAML reads it as a merge key"#]
+    );
+}

@@ -58,8 +58,10 @@ fn texts(max: usize) -> impl Strategy<Value = Vec<String>> {
 }
 
 fn selector() -> impl Strategy<Value = ResourceSelector> {
+    // `<<` is refused as a tag key: YAML reads it as a merge key, quoted or not.
+    let tag_key = text().prop_filter("the YAML merge key", |key| key != "<<");
     let tags =
-        proptest::collection::btree_map(text(), prop_oneof![text(), Just(String::new())], 0..3);
+        proptest::collection::btree_map(tag_key, prop_oneof![text(), Just(String::new())], 0..3);
     (texts(2), texts(2), tags, texts(2)).prop_map(|(ids, names, tags, descendants_of)| {
         ResourceSelector {
             ids,

@@ -20,6 +20,9 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 /// Longest flow name, as in a DNS label, so that names fit in resource names and URLs.
 const MAX_NAME_LEN: usize = 63;
 
+/// The key YAML turns into a merge of another mapping.
+const YAML_MERGE_KEY: &str = "<<";
+
 /// Paths whose value could not be read (a wrong type, an unknown enum value, a missing field that
 /// has no sensible default). The spec holds a stand-in there, so rules must not judge it: that
 /// would report a second, misleading problem about a value the admin never wrote.
@@ -255,6 +258,14 @@ impl Checker<'_> {
         self.no_empty_entries(&field(path, "names"), &selector.names);
         if selector.tags.keys().any(String::is_empty) {
             self.error(field(path, "tags"), "tag keys must not be empty");
+        }
+        // YAML reads a `<<` key as a merge, quoted or not, so a flow holding it could not be written
+        // back as YAML (`latch flows export`) and read again. No cloud allows `<` in a tag key.
+        if selector.tags.contains_key(YAML_MERGE_KEY) {
+            self.error(
+                field(path, "tags"),
+                format!("tag key \"{YAML_MERGE_KEY}\" is reserved: YAML reads it as a merge key"),
+            );
         }
         self.no_empty_entries(&field(path, "descendants_of"), &selector.descendants_of);
     }
