@@ -155,7 +155,7 @@ fn resource_to_proto(resource: SyncedResource) -> pb::SyncedResource {
         r#type: resource.resource_type,
         name: resource.name,
         parent: resource.parent.unwrap_or_default(),
-        tags: resource.tags.into_iter().collect(),
+        tags: resource.tags,
         owners: resource.owners,
     }
 }

@@ -1,6 +1,6 @@
 //! `latch resources ...`: apply the static inventory, list and show resources.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
@@ -188,8 +188,8 @@ impl DetailJson {
 
 /// The `--tag` filters as the request's map. A key given twice with different values is refused:
 /// a resource has one value per tag, so nothing could match.
-fn tag_filter(tags: Vec<(String, String)>) -> Result<HashMap<String, String>> {
-    let mut filter = HashMap::new();
+fn tag_filter(tags: Vec<(String, String)>) -> Result<BTreeMap<String, String>> {
+    let mut filter = BTreeMap::new();
     for (key, value) in tags {
         if let Some(earlier) = filter.get(&key)
             && *earlier != value
@@ -238,10 +238,8 @@ async fn list(
 }
 
 /// Tags as `key=value,...`, sorted by key.
-fn tags_text(tags: &HashMap<String, String>) -> String {
-    let sorted: BTreeMap<_, _> = tags.iter().collect();
-    sorted
-        .into_iter()
+fn tags_text(tags: &BTreeMap<String, String>) -> String {
+    tags.iter()
         .map(|(key, value)| format!("{key}={value}"))
         .collect::<Vec<_>>()
         .join(",")
@@ -349,7 +347,7 @@ mod tests {
             name: "app".to_owned(),
             parent: "postgres://db1".to_owned(),
             ancestors: vec!["postgres://db1".to_owned(), "org".to_owned()],
-            tags: HashMap::from([
+            tags: BTreeMap::from([
                 ("env".to_owned(), "prod".to_owned()),
                 ("app".to_owned(), "billing".to_owned()),
             ]),
@@ -374,7 +372,7 @@ mod tests {
         );
         let root = Resource {
             parent: String::new(),
-            tags: HashMap::new(),
+            tags: BTreeMap::new(),
             ..resource()
         };
         assert_eq!(cells(&root)[4..], ["-", "-"]);
@@ -521,7 +519,7 @@ mod tests {
         .expect("no conflict");
         assert_eq!(
             filter,
-            HashMap::from([pair("env", "prod"), pair("team", "")])
+            BTreeMap::from([pair("env", "prod"), pair("team", "")])
         );
         let err = tag_filter(vec![pair("env", "prod"), pair("env", "dev")]).expect_err("conflict");
         assert_eq!(

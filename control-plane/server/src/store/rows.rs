@@ -137,17 +137,36 @@ pub fn synced_resource_row(
 /// The digest of what a sync says about a resource (type, name, parent, tags, owners): equal
 /// digests mean there is nothing to write. Ancestors are left out: they follow from the parents
 /// and are kept up to date when a parent moves.
+///
+/// The fields go into the hash as they are, each string after its length and each list after its
+/// count, so no two different resources feed it the same bytes. (Serializing to JSON first cost
+/// more than the hash itself, and a resync digests every resource.)
 pub fn resource_digest(resource: &SyncedResource) -> String {
     use sha2::{Digest, Sha256};
-    let facts = (
-        &resource.resource_type,
-        &resource.name,
-        &resource.parent,
-        &resource.tags,
-        &resource.owners,
-    );
-    let text = serde_json::to_string(&facts).unwrap_or_default();
-    hex::encode(Sha256::digest(text.as_bytes()))
+    let mut hash = Sha256::new();
+    let mut text = |value: &str| {
+        hash.update((value.len() as u64).to_le_bytes());
+        hash.update(value.as_bytes());
+    };
+    text(&resource.resource_type);
+    text(&resource.name);
+    match &resource.parent {
+        Some(parent) => {
+            text("1");
+            text(parent);
+        }
+        None => text("0"),
+    }
+    text(&resource.tags.len().to_string());
+    for (key, value) in &resource.tags {
+        text(key);
+        text(value);
+    }
+    text(&resource.owners.len().to_string());
+    for owner in &resource.owners {
+        text(owner);
+    }
+    hex::encode(hash.finalize())
 }
 
 pub fn request_row(request: &RequestRecord) -> Vec<SqlValue> {
@@ -300,6 +319,7 @@ pub fn anonymous_placeholders(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn placeholders_number_across_rows() {
@@ -342,5 +362,51 @@ mod tests {
             command_row("g", &grant, "grant", 1, now).len(),
             COMMANDS.columns.len()
         );
+    }
+
+    #[test]
+    fn resource_digests_tell_apart_what_a_sync_says_and_ignore_the_id() {
+        let base = SyncedResource {
+            id: "r1".into(),
+            resource_type: "t".into(),
+            name: "ab".into(),
+            parent: None,
+            tags: BTreeMap::from([("env".into(), "prod".into())]),
+            owners: vec!["a@example.com".into()],
+        };
+        let digest = resource_digest(&base);
+        assert_eq!(digest.len(), 64);
+        let same_but_id = SyncedResource {
+            id: "r2".into(),
+            ..base.clone()
+        };
+        assert_eq!(resource_digest(&same_but_id), digest);
+        let variants = [
+            // The same bytes split differently between fields.
+            SyncedResource {
+                resource_type: "ta".into(),
+                name: "b".into(),
+                ..base.clone()
+            },
+            SyncedResource {
+                parent: Some(String::new()),
+                ..base.clone()
+            },
+            SyncedResource {
+                tags: BTreeMap::from([("env".into(), "prod".into()), ("x".into(), String::new())]),
+                ..base.clone()
+            },
+            SyncedResource {
+                tags: BTreeMap::from([("envp".into(), "rod".into())]),
+                ..base.clone()
+            },
+            SyncedResource {
+                owners: vec![],
+                ..base.clone()
+            },
+        ];
+        for variant in variants {
+            assert_ne!(resource_digest(&variant), digest, "{variant:?}");
+        }
     }
 }
