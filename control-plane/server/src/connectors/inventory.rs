@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use latch_proto::v1::{IdentityPage, InventoryPage, SyncDone};
+use tokio::task::JoinHandle;
 
 use super::hub::Hub;
 use crate::lifecycle::SyncRunning;
-use crate::store::{StoreError, SyncEnd, SyncedIdentity, SyncedResource};
+use crate::store::{PageChanges, StoreError, SyncEnd, SyncedIdentity, SyncedResource};
 
 /// One sync in progress.
 #[derive(Default)]
@@ -33,6 +34,16 @@ pub(super) struct SyncIntake {
     integrations: Vec<String>,
     actor: String,
     syncs: HashMap<String, Progress>,
+    /// The batch of pages the store is writing. The next batch is read off the stream and
+    /// converted meanwhile, so the two halves of the work run side by side; batches are still
+    /// written one after another, in the order they came.
+    writing: Option<JoinHandle<Written>>,
+}
+
+/// What the store made of one batch of pages.
+struct Written {
+    sync_id: String,
+    outcome: Result<PageChanges, StoreError>,
 }
 
 /// Most syncs one stream may have open at once; a connector that opens more is misbehaving.
@@ -45,6 +56,7 @@ impl SyncIntake {
             integrations,
             actor,
             syncs: HashMap::new(),
+            writing: None,
         }
     }
 
@@ -70,15 +82,19 @@ impl SyncIntake {
         (progress.integration == integration).then_some(progress)
     }
 
-    /// Takes pages of one sync that arrived together and stores them in one write: a resync of a
-    /// million resources is then about a hundred commits instead of a thousand. A page with an
-    /// invalid resource fails the sync; the pages before it are stored, nothing after it is.
+    /// Takes pages of one sync that arrived together and has them stored in one write: a resync
+    /// of a million resources is then about a hundred commits instead of a thousand. The write
+    /// goes on after this returns (see `writing`). A page with an invalid resource fails the sync;
+    /// the pages before it are stored, nothing after it is.
     pub(super) async fn pages(&mut self, pages: Vec<InventoryPage>) {
         let Some(first) = pages.first() else {
             return;
         };
         let (sync_id, integration, full) =
             (first.sync_id.clone(), first.integration.clone(), first.full);
+        let batch = Batch::read(&sync_id, &integration, pages);
+        // The batch before must be settled first: if it failed, this one is not written.
+        self.settle().await;
         let store = self.hub.lifecycle.store().clone();
         let actor = self.actor.clone();
         let Some(progress) = self.progress(&sync_id, &integration, full) else {
@@ -87,65 +103,57 @@ impl SyncIntake {
         if progress.error.is_some() {
             return;
         }
-        let mut resources: Vec<SyncedResource> = Vec::new();
-        // Where each id sits in `resources`: a later page's copy of an id replaces the earlier.
-        let mut position: HashMap<String, usize> = HashMap::new();
-        let mut permissions: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut problem = None;
-        for page in pages {
-            if page.integration != integration {
-                tracing::warn!(%sync_id, "a sync page names another integration; ignored");
-                continue;
-            }
-            let converted: Vec<SyncedResource> =
-                page.resources.into_iter().map(synced_resource).collect();
-            if let Some(found) = converted
-                .iter()
-                .enumerate()
-                .find_map(|(i, r)| invalid(i, r))
-            {
-                problem = Some(found);
-                break;
-            }
-            for resource in converted {
-                match position.get(&resource.id) {
-                    Some(&at) => resources[at] = resource,
-                    None => {
-                        position.insert(resource.id.clone(), resources.len());
-                        resources.push(resource);
-                    }
-                }
-            }
-            permissions.extend(
-                page.permissions
-                    .into_iter()
-                    .map(|p| (p.r#type, p.permissions)),
-            );
+        if progress.full {
+            progress.seen.extend(batch.resources.iter().map(|r| r.id.clone()));
         }
-        if !resources.is_empty() || !permissions.is_empty() {
-            let permissions: Vec<(String, Vec<String>)> = permissions.into_iter().collect();
-            match store
-                .ingest_resources(&integration, &resources, &permissions, &actor, Utc::now())
-                .await
-            {
-                Ok(changes) => {
-                    progress.changed |= changes.added + changes.changed > 0;
-                    metrics::counter!("latch_inventory_resources_total", "result" => "added")
-                        .increment(changes.added);
-                    metrics::counter!("latch_inventory_resources_total", "result" => "changed")
-                        .increment(changes.changed);
-                    metrics::counter!("latch_inventory_resources_total", "result" => "unchanged")
-                        .increment(changes.unchanged);
-                }
-                Err(StoreError::Refused(refusal)) => problem = Some(refusal.to_string()),
-                Err(err) => problem = Some(format!("storing a page failed: {err}")),
-            }
-            if progress.full {
-                progress.seen.extend(position.into_keys());
-            }
+        if let Some(problem) = batch.problem {
+            progress.error = Some(problem);
         }
-        if problem.is_some() {
-            progress.error = problem;
+        if batch.resources.is_empty() && batch.permissions.is_empty() {
+            return;
+        }
+        self.writing = Some(tokio::spawn(async move {
+            let outcome = store
+                .ingest_resources(
+                    &integration,
+                    &batch.resources,
+                    &batch.permissions,
+                    &actor,
+                    Utc::now(),
+                )
+                .await;
+            Written { sync_id, outcome }
+        }));
+    }
+
+    /// Waits for the batch being written and records what came of it in its sync.
+    async fn settle(&mut self) {
+        let Some(writing) = self.writing.take() else {
+            return;
+        };
+        let (sync_id, outcome) = match writing.await {
+            Ok(Written { sync_id, outcome }) => (sync_id, outcome.map_err(|err| match err {
+                StoreError::Refused(refusal) => refusal.to_string(),
+                err => format!("storing a page failed: {err}"),
+            })),
+            Err(err) => return tracing::error!(error = %err, "writing a sync page panicked"),
+        };
+        let Some(progress) = self.syncs.get_mut(&sync_id) else {
+            return;
+        };
+        match outcome {
+            Ok(changes) => {
+                progress.changed |= changes.added + changes.changed > 0;
+                metrics::counter!("latch_inventory_resources_total", "result" => "added")
+                    .increment(changes.added);
+                metrics::counter!("latch_inventory_resources_total", "result" => "changed")
+                    .increment(changes.changed);
+                metrics::counter!("latch_inventory_resources_total", "result" => "unchanged")
+                    .increment(changes.unchanged);
+            }
+            Err(problem) => {
+                progress.error.get_or_insert(problem);
+            }
         }
     }
 
@@ -163,6 +171,8 @@ impl SyncIntake {
     }
 
     pub(super) async fn done(&mut self, done: SyncDone) {
+        // Every page of the sync is stored before its end is recorded.
+        self.settle().await;
         // A sync with no pages has no progress yet: an empty inventory is still an answer.
         if !self.syncs.contains_key(&done.sync_id)
             && self
@@ -215,6 +225,59 @@ impl SyncIntake {
     }
 }
 
+/// Pages of one sync, read into what the store takes.
+struct Batch {
+    resources: Vec<SyncedResource>,
+    permissions: Vec<(String, Vec<String>)>,
+    /// The first invalid resource; the pages before its page are in `resources`.
+    problem: Option<String>,
+}
+
+impl Batch {
+    fn read(sync_id: &str, integration: &str, pages: Vec<InventoryPage>) -> Batch {
+        let mut resources: Vec<SyncedResource> = Vec::new();
+        // Where each id sits in `resources`: a later page's copy of an id replaces the earlier.
+        let mut position: HashMap<String, usize> = HashMap::new();
+        let mut permissions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut problem = None;
+        for page in pages {
+            if page.integration != integration {
+                tracing::warn!(%sync_id, "a sync page names another integration; ignored");
+                continue;
+            }
+            let converted: Vec<SyncedResource> =
+                page.resources.into_iter().map(synced_resource).collect();
+            if let Some(found) = converted
+                .iter()
+                .enumerate()
+                .find_map(|(i, r)| invalid(i, r))
+            {
+                problem = Some(found);
+                break;
+            }
+            for resource in converted {
+                match position.get(&resource.id) {
+                    Some(&at) => resources[at] = resource,
+                    None => {
+                        position.insert(resource.id.clone(), resources.len());
+                        resources.push(resource);
+                    }
+                }
+            }
+            permissions.extend(
+                page.permissions
+                    .into_iter()
+                    .map(|p| (p.r#type, p.permissions)),
+            );
+        }
+        Batch {
+            resources,
+            permissions: permissions.into_iter().collect(),
+            problem,
+        }
+    }
+}
+
 /// A resource as the store takes it.
 fn synced_resource(r: latch_proto::v1::SyncedResource) -> SyncedResource {
     SyncedResource {
@@ -222,7 +285,7 @@ fn synced_resource(r: latch_proto::v1::SyncedResource) -> SyncedResource {
         resource_type: r.r#type,
         name: r.name,
         parent: Some(r.parent).filter(|p| !p.is_empty()),
-        tags: r.tags.into_iter().collect::<BTreeMap<_, _>>(),
+        tags: r.tags,
         owners: r.owners.into_iter().map(|o| o.to_lowercase()).collect(),
     }
 }

@@ -205,6 +205,16 @@ macro_rules! impl_connectors {
                 Ok((fresh, stored))
             }
 
+            /// How often `resources` was written (`bump_epoch`), to tell whether a read is still
+            /// current.
+            async fn cn_resources_epoch(
+                conn: &mut <$db as sqlx::Database>::Connection,
+            ) -> Result<i64, $crate::store::StoreError> {
+                Ok(sqlx::query_scalar("SELECT value FROM epochs WHERE name = 'resources'")
+                    .fetch_one(&mut *conn)
+                    .await?)
+            }
+
             /// The permissions each type of the page offers, as stored (JSON lists).
             fn cn_offered_permissions(
                 permissions: &[(String, Vec<String>)],
@@ -1384,8 +1394,11 @@ macro_rules! impl_connectors {
                 let offered = Self::cn_offered_permissions(permissions);
                 // Most pages of a resync change nothing: find that out with reads alone, and skip
                 // the write transaction (and its turn at the single writer) entirely.
-                {
+                let (read_epoch, read) = {
                     let mut conn = self.pool.acquire().await?;
+                    // Read before the probe: if it is the same under the lock, nothing was
+                    // written to `resources` since, and the probe still holds.
+                    let epoch = Self::cn_resources_epoch(&mut conn).await?;
                     let (fresh, stored) = Self::cn_probe_page(&mut conn, integration, resources, &digests).await?;
                     let permissions_same = Self::cn_changed_permissions(&mut conn, integration, &offered).await?.is_empty();
                     if fresh.is_empty() && stored.is_empty() && permissions_same {
@@ -1394,11 +1407,17 @@ macro_rules! impl_connectors {
                             ..Default::default()
                         });
                     }
-                }
+                    (epoch, (fresh, stored))
+                };
                 let (_writer, mut tx) = self.write_tx().await?;
                 Self::cn_lock_integration(&mut tx, integration).await?;
-                // Again under the lock: another writer may have changed rows since the read.
-                let (fresh, stored) = Self::cn_probe_page(&mut tx, integration, resources, &digests).await?;
+                // Probed again only when another writer changed `resources` since the read: the
+                // probe reads every row of the batch, and the writer's turn is the scarce part.
+                let (fresh, stored) = if Self::cn_resources_epoch(&mut tx).await? == read_epoch {
+                    read
+                } else {
+                    Self::cn_probe_page(&mut tx, integration, resources, &digests).await?
+                };
                 let write: Vec<bool> = resources
                     .iter()
                     .map(|r| fresh.contains(&r.id) || stored.contains_key(&r.id))
