@@ -368,6 +368,13 @@ pub enum IntegrationsCommand {
         /// Name of the integration.
         name: String,
     },
+
+    /// List the groups the integration's last sync reported (Identity Store groups, say) with
+    /// their members. A member is linked when a directory user has its email.
+    Groups {
+        /// Name of the integration.
+        name: String,
+    },
 }
 
 /// What `latch integrations set-owners` sets: users, groups, or nothing with `--clear`.

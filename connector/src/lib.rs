@@ -47,7 +47,8 @@ mod testing;
 pub use config::IntegrationConfig;
 pub use provider::{
     Capability, GrantSpec, Granted, IssuedCredentials, Provider, ProviderError, ProviderFactory,
-    ProviderRegistry, ResourceTypePermissions, SyncSink, SyncedIdentity, SyncedResource,
+    ProviderRegistry, ResourceTypePermissions, SyncSink, SyncedGroup, SyncedIdentity,
+    SyncedMembership, SyncedResource,
 };
 
 use clap::Parser;

@@ -24,7 +24,7 @@ pub enum Capability {
     Grant,
     /// Removes grants.
     Revoke,
-    /// Reports identities (user accounts) during a sync.
+    /// Reports identities (user accounts), and the groups they are in, during a sync.
     Identities,
 }
 
@@ -153,6 +153,25 @@ pub struct SyncedIdentity {
     pub display_name: String,
 }
 
+/// A group of identities in an integration, such as an Identity Store group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncedGroup {
+    /// The provider's id for it.
+    pub external_id: String,
+    /// Display name.
+    pub display_name: String,
+}
+
+/// An identity's direct membership in a group, both named by the provider's ids. The control
+/// plane keeps it only when the same sync reported the group and the identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncedMembership {
+    /// The group's [`SyncedGroup::external_id`].
+    pub group_external_id: String,
+    /// The member's [`SyncedIdentity::external_id`].
+    pub identity_external_id: String,
+}
+
 /// Why a provider call failed. The kind decides whether the control plane retries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
@@ -237,6 +256,13 @@ pub trait SyncSink: Send {
 
     /// A page of identities.
     async fn identities(&mut self, page: Vec<SyncedIdentity>) -> Result<(), ProviderError>;
+
+    /// A page of groups. Like identities, they replace the integration's groups when the sync
+    /// completes; a provider that reports none leaves the integration without groups.
+    async fn groups(&mut self, page: Vec<SyncedGroup>) -> Result<(), ProviderError>;
+
+    /// A page of group memberships; they may come before or after their groups and identities.
+    async fn memberships(&mut self, page: Vec<SyncedMembership>) -> Result<(), ProviderError>;
 }
 
 /// A plugin for one kind of integration (`aws`, `postgres`, ...).
@@ -253,8 +279,8 @@ pub trait Provider: Send + Sync {
     /// What this provider can do.
     fn capabilities(&self) -> Vec<Capability>;
 
-    /// A full sync: push every resource (and identity, with [`Capability::Identities`]) into
-    /// `sink`. Return an error if the sync is incomplete: the control plane deletes nothing then.
+    /// A full sync: push every resource (and identity, group and membership, with
+    /// [`Capability::Identities`]) into `sink`. Return an error if the sync is incomplete: the control plane deletes nothing then.
     async fn sync(&self, sink: &mut dyn SyncSink) -> Result<(), ProviderError>;
 
     /// Makes sure the grant is in place. A provider that makes a login per grant returns its

@@ -12,11 +12,12 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::provider::{
-    Capability, ProviderError, ResourceTypePermissions, SyncSink, SyncedIdentity, SyncedResource,
+    Capability, ProviderError, ResourceTypePermissions, SyncSink, SyncedGroup, SyncedIdentity,
+    SyncedMembership, SyncedResource,
 };
 use crate::runtime::Integration;
 
-/// The most resources (or identities) in one page on the wire.
+/// The most resources (or identities, groups, memberships) in one page on the wire.
 pub(crate) const PAGE_SIZE: usize = 1000;
 
 /// Sends pages of one sync to the control plane.
@@ -26,6 +27,8 @@ pub(crate) struct ChannelSink {
     integration: String,
     with_identities: bool,
     resource_count: u64,
+    identity_count: u64,
+    group_count: u64,
 }
 
 impl ChannelSink {
@@ -41,7 +44,36 @@ impl ChannelSink {
             integration,
             with_identities,
             resource_count: 0,
+            identity_count: 0,
+            group_count: 0,
         }
+    }
+
+    /// Sends `items` in identity pages of at most [`PAGE_SIZE`]; `fill` puts a converted chunk
+    /// into its list of the page. Nothing is sent for an integration without identities.
+    async fn identity_pages<T: Send, P: Send>(
+        &mut self,
+        items: Vec<T>,
+        convert: impl Fn(T) -> P + Send,
+        fill: impl Fn(&mut pb::IdentityPage, Vec<P>) + Send,
+    ) -> Result<u64, ProviderError> {
+        if !self.with_identities {
+            return Ok(0);
+        }
+        let mut sent = 0;
+        let mut items = items.into_iter().map(convert).peekable();
+        while items.peek().is_some() {
+            let chunk: Vec<P> = items.by_ref().take(PAGE_SIZE).collect();
+            sent += chunk.len() as u64;
+            let mut page = pb::IdentityPage {
+                sync_id: self.sync_id.clone(),
+                integration: self.integration.clone(),
+                ..pb::IdentityPage::default()
+            };
+            fill(&mut page, chunk);
+            self.send(Up::IdentityPage(page)).await?;
+        }
+        Ok(sent)
     }
 
     async fn send(&self, message: Up) -> Result<(), ProviderError> {
@@ -81,19 +113,28 @@ impl SyncSink for ChannelSink {
     }
 
     async fn identities(&mut self, page: Vec<SyncedIdentity>) -> Result<(), ProviderError> {
-        if !self.with_identities {
-            return Ok(());
-        }
-        let mut identities = page.into_iter().map(identity_to_proto).peekable();
-        while identities.peek().is_some() {
-            let chunk: Vec<pb::SyncedIdentity> = identities.by_ref().take(PAGE_SIZE).collect();
-            self.send(Up::IdentityPage(pb::IdentityPage {
-                sync_id: self.sync_id.clone(),
-                integration: self.integration.clone(),
-                identities: chunk,
-            }))
+        let sent = self
+            .identity_pages(page, identity_to_proto, |page, chunk| {
+                page.identities = chunk
+            })
             .await?;
-        }
+        self.identity_count += sent;
+        Ok(())
+    }
+
+    async fn groups(&mut self, page: Vec<SyncedGroup>) -> Result<(), ProviderError> {
+        let sent = self
+            .identity_pages(page, group_to_proto, |page, chunk| page.groups = chunk)
+            .await?;
+        self.group_count += sent;
+        Ok(())
+    }
+
+    async fn memberships(&mut self, page: Vec<SyncedMembership>) -> Result<(), ProviderError> {
+        self.identity_pages(page, membership_to_proto, |page, chunk| {
+            page.memberships = chunk
+        })
+        .await?;
         Ok(())
     }
 }
@@ -123,6 +164,8 @@ pub(crate) async fn full_sync(
             Ok(()) => {
                 tracing::info!(
                     resource_count,
+                    identity_count = sink.identity_count,
+                    group_count = sink.group_count,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "sync finished"
                 );
@@ -175,6 +218,20 @@ fn identity_to_proto(identity: SyncedIdentity) -> pb::SyncedIdentity {
     }
 }
 
+fn group_to_proto(group: SyncedGroup) -> pb::SyncedGroup {
+    pb::SyncedGroup {
+        external_id: group.external_id,
+        display_name: group.display_name,
+    }
+}
+
+fn membership_to_proto(membership: SyncedMembership) -> pb::SyncedMembership {
+    pb::SyncedMembership {
+        group_external_id: membership.group_external_id,
+        identity_external_id: membership.identity_external_id,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +276,53 @@ mod tests {
         assert_eq!(sizes, [1000, 1000, 500]);
         assert_eq!(permissions_seen, [1, 0, 0]);
         assert_eq!(pushing.await.expect("join"), 2500);
+    }
+
+    #[tokio::test]
+    async fn groups_and_memberships_go_in_identity_pages_split_like_identities() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut sink = ChannelSink::new(tx, "s1".into(), "fake".into(), true);
+        let groups: Vec<SyncedGroup> = (0..1001)
+            .map(|i| SyncedGroup {
+                external_id: format!("g{i}"),
+                display_name: format!("group {i}"),
+            })
+            .collect();
+        sink.groups(groups).await.expect("send");
+        sink.memberships(vec![SyncedMembership {
+            group_external_id: "g0".into(),
+            identity_external_id: "u1".into(),
+        }])
+        .await
+        .expect("send");
+        drop(sink);
+        let mut pages = Vec::new();
+        while let Some(Some(Up::IdentityPage(page))) = rx.recv().await.map(|m| m.message) {
+            assert_eq!(
+                (page.sync_id.as_str(), page.integration.as_str()),
+                ("s1", "fake")
+            );
+            pages.push((
+                page.identities.len(),
+                page.groups.len(),
+                page.memberships.len(),
+            ));
+        }
+        assert_eq!(pages, [(0, 1000, 0), (0, 1, 0), (0, 0, 1)]);
+    }
+
+    #[tokio::test]
+    async fn without_identities_no_groups_are_sent() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let mut sink = ChannelSink::new(tx, "s1".into(), "fake".into(), false);
+        sink.groups(vec![SyncedGroup::default()])
+            .await
+            .expect("nothing to send");
+        sink.memberships(vec![SyncedMembership::default()])
+            .await
+            .expect("nothing to send");
+        drop(sink);
+        assert!(rx.recv().await.is_none());
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::provider::{
     Capability, GrantSpec, Granted, Provider, ProviderError, ResourceTypePermissions, SyncSink,
-    SyncedIdentity, SyncedResource,
+    SyncedGroup, SyncedIdentity, SyncedMembership, SyncedResource,
 };
 use crate::rate_limit::RateLimiter;
 use crate::runtime::Integration;
@@ -130,6 +130,10 @@ pub(crate) struct CollectingSink {
     pub permission_pages: Vec<Vec<ResourceTypePermissions>>,
     /// Every identity, in the order pushed.
     pub identities: Vec<SyncedIdentity>,
+    /// Every group, in the order pushed.
+    pub groups: Vec<SyncedGroup>,
+    /// Every membership, in the order pushed.
+    pub memberships: Vec<SyncedMembership>,
 }
 
 impl CollectingSink {
@@ -187,6 +191,16 @@ impl SyncSink for CollectingSink {
 
     async fn identities(&mut self, page: Vec<SyncedIdentity>) -> Result<(), ProviderError> {
         self.identities.extend(page);
+        Ok(())
+    }
+
+    async fn groups(&mut self, page: Vec<SyncedGroup>) -> Result<(), ProviderError> {
+        self.groups.extend(page);
+        Ok(())
+    }
+
+    async fn memberships(&mut self, page: Vec<SyncedMembership>) -> Result<(), ProviderError> {
+        self.memberships.extend(page);
         Ok(())
     }
 }

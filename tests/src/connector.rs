@@ -38,6 +38,8 @@ pub struct ConnectorOptions {
     pub resources: u64,
     /// Emails the integration reports as identities (default none).
     pub identities: Vec<String>,
+    /// Groups the integration reports: (name, member emails) (default none).
+    pub groups: Vec<(String, Vec<String>)>,
     /// Sleep inside every grant and revoke before the record changes (default none).
     pub delay: Duration,
     /// The first N grant/revoke calls of each process fail with a transient error (default 0).
@@ -67,6 +69,7 @@ impl Default for ConnectorOptions {
             integration: "fake-1".into(),
             resources: 5,
             identities: Vec::new(),
+            groups: Vec::new(),
             delay: Duration::ZERO,
             fail_transient: 0,
             noop: false,
@@ -221,16 +224,26 @@ impl Connector {
         let o = &self.options;
         let quote = |text: &str| toml::Value::from(text).to_string();
         let path = |path: &PathBuf| quote(&path.display().to_string());
-        let identities = toml::Value::Array(
-            o.identities
-                .iter()
-                .map(|email| toml::Value::from(email.as_str()))
-                .collect(),
-        );
+        let emails = |emails: &[String]| {
+            toml::Value::Array(
+                emails
+                    .iter()
+                    .map(|email| toml::Value::from(email.as_str()))
+                    .collect(),
+            )
+        };
+        let identities = emails(&o.identities);
+        // An inline table: `{ "name" = [emails], ... }`.
+        let groups: Vec<String> = o
+            .groups
+            .iter()
+            .map(|(name, members)| format!("{} = {}", quote(name), emails(members)))
+            .collect();
+        let groups = format!("{{ {} }}", groups.join(", "));
         let mut text = format!(
             "\n[[integrations]]\nname = {}\nkind = \"fake\"\nrecord_file = {}\ncalls_file = {}\n\
-             tag_overrides_file = {}\nresources = {}\nidentities = {identities}\ndelay_ms = {}\n\
-             fail_transient = {}\nnoop = {}\n",
+             tag_overrides_file = {}\nresources = {}\nidentities = {identities}\ngroups = {groups}\n\
+             delay_ms = {}\nfail_transient = {}\nnoop = {}\n",
             quote(&o.integration),
             path(&self.record_file),
             path(&self.calls_file),

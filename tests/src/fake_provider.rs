@@ -10,7 +10,8 @@
 //! | `record_file` | path of the JSON file holding the current grants, an array of `{identity, resource_id, permission}`; rewritten atomically (temporary file, then rename) under a lock on every grant and revoke. Required unless `noop`. |
 //! | `calls_file` | optional: one JSON line appended per grant/revoke call, `{op, grant_id, identity, resource_id, permission, result, at}` with `result` `ok` or `transient`. |
 //! | `resources` | how many `fake.thing` resources a sync reports (default 5). |
-//! | `identities` | emails reported as identities (default none). |
+//! | `identities` | emails reported as identities (default none); an identity's external id is its email. |
+//! | `groups` | groups reported, `{name = [member emails]}` (default none); a group's external id and display name are its name, its members are named by email. |
 //! | `delay_ms` | sleep inside each grant/revoke before the record changes (default 0). |
 //! | `fail_transient` | the first N grant/revoke calls of this process fail with a transient error. |
 //! | `noop` | grant/revoke change nothing and succeed (still sleep `delay_ms`, still log calls). |
@@ -33,7 +34,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use latch_connector::{
     Capability, GrantSpec, Granted, IntegrationConfig, Provider, ProviderError,
-    ResourceTypePermissions, SyncSink, SyncedIdentity, SyncedResource,
+    ResourceTypePermissions, SyncSink, SyncedGroup, SyncedIdentity, SyncedMembership,
+    SyncedResource,
 };
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +63,8 @@ struct Settings {
     #[serde(default)]
     identities: Vec<String>,
     #[serde(default)]
+    groups: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
     delay_ms: u64,
     #[serde(default)]
     fail_transient: u64,
@@ -77,6 +81,8 @@ pub struct FakeProvider {
     calls_file: Option<PathBuf>,
     resources: u64,
     identities: Vec<String>,
+    /// Group name to member emails.
+    groups: BTreeMap<String, Vec<String>>,
     delay: Duration,
     fail_transient: u64,
     noop: bool,
@@ -103,6 +109,7 @@ impl FakeProvider {
             calls_file: settings.calls_file,
             resources: settings.resources.unwrap_or(5),
             identities: settings.identities,
+            groups: settings.groups,
             delay: Duration::from_millis(settings.delay_ms),
             fail_transient: settings.fail_transient,
             noop: settings.noop,
@@ -329,7 +336,27 @@ impl Provider for FakeProvider {
                 display_name: email.clone(),
             })
             .collect();
-        sink.identities(identities).await
+        sink.identities(identities).await?;
+        let groups = self
+            .groups
+            .keys()
+            .map(|name| SyncedGroup {
+                external_id: name.clone(),
+                display_name: name.clone(),
+            })
+            .collect();
+        sink.groups(groups).await?;
+        let memberships = self
+            .groups
+            .iter()
+            .flat_map(|(name, members)| {
+                members.iter().map(|email| SyncedMembership {
+                    group_external_id: name.clone(),
+                    identity_external_id: email.clone(),
+                })
+            })
+            .collect();
+        sink.memberships(memberships).await
     }
 
     async fn grant(&self, grant: &GrantSpec) -> Result<Granted, ProviderError> {
@@ -374,6 +401,8 @@ mod tests {
         first: Vec<SyncedResource>,
         permissions: usize,
         identities: Vec<SyncedIdentity>,
+        groups: Vec<SyncedGroup>,
+        memberships: Vec<SyncedMembership>,
     }
 
     #[async_trait]
@@ -393,6 +422,16 @@ mod tests {
 
         async fn identities(&mut self, page: Vec<SyncedIdentity>) -> Result<(), ProviderError> {
             self.identities.extend(page);
+            Ok(())
+        }
+
+        async fn groups(&mut self, page: Vec<SyncedGroup>) -> Result<(), ProviderError> {
+            self.groups.extend(page);
+            Ok(())
+        }
+
+        async fn memberships(&mut self, page: Vec<SyncedMembership>) -> Result<(), ProviderError> {
+            self.memberships.extend(page);
             Ok(())
         }
     }
@@ -451,7 +490,8 @@ mod tests {
         )
         .expect("write");
         let provider = FakeProvider::from_config(&config(&format!(
-            "noop = true\nresources = 2500\nidentities = [\"a@example.com\"]\ntag_overrides_file = {:?}",
+            "noop = true\nresources = 2500\nidentities = [\"a@example.com\"]\n\
+             groups = {{ admins = [\"a@example.com\"], empty = [] }}\ntag_overrides_file = {:?}",
             overrides.display().to_string()
         )))
         .expect("provider");
@@ -467,6 +507,19 @@ mod tests {
         assert!(!pages.first[2].tags.contains_key("team"));
         assert_eq!(pages.first[1].parent.as_deref(), Some("fake://fake-1/root"));
         assert_eq!(pages.identities.len(), 1);
+        let groups: Vec<&str> = pages
+            .groups
+            .iter()
+            .map(|g| g.display_name.as_str())
+            .collect();
+        assert_eq!(groups, ["admins", "empty"]);
+        assert_eq!(
+            pages.memberships,
+            [SyncedMembership {
+                group_external_id: "admins".into(),
+                identity_external_id: "a@example.com".into(),
+            }]
+        );
     }
 
     #[test]

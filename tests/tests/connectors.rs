@@ -508,6 +508,13 @@ fn a_tag_change_synced_on_demand_revokes_access_the_flow_no_longer_allows() {
         "edge-1",
         ConnectorOptions {
             identities: vec!["alice@example.com".into(), "nobody@example.com".into()],
+            groups: vec![
+                (
+                    "admins".into(),
+                    vec!["nobody@example.com".into(), "alice@example.com".into()],
+                ),
+                ("empty".into(), vec![]),
+            ],
             ..ConnectorOptions::default()
         },
     );
@@ -529,6 +536,36 @@ fn a_tag_change_synced_on_demand_revokes_access_the_flow_no_longer_allows() {
         (&shown["identity_count"], &shown["linked_identity_count"]),
         (&serde_json::json!(2), &serde_json::json!(1)),
         "{shown}"
+    );
+    // So are the members of the integration's groups.
+    assert_eq!(shown["group_count"], 2, "{shown}");
+    let groups = json(&success(&server.cli(
+        Some(&alice),
+        &["-o", "json", "integrations", "groups", "fake-1"],
+    )));
+    assert_eq!(
+        groups,
+        serde_json::json!([
+            {
+                "external_id": "admins",
+                "display_name": "admins",
+                "members": [
+                    {
+                        "external_id": "alice@example.com",
+                        "email": "alice@example.com",
+                        "display_name": "alice@example.com",
+                        "linked": true
+                    },
+                    {
+                        "external_id": "nobody@example.com",
+                        "email": "nobody@example.com",
+                        "display_name": "nobody@example.com",
+                        "linked": false
+                    }
+                ]
+            },
+            { "external_id": "empty", "display_name": "empty", "members": [] }
+        ])
     );
 
     // The thing moves out of prod; a sync asked for now brings the change in.

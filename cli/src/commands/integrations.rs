@@ -1,14 +1,17 @@
-//! `latch integrations ...`: list and show integrations, set their owners, ask for syncs.
+//! `latch integrations ...`: list and show integrations, set their owners, ask for syncs, list
+//! their groups.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use latch_proto::v1::{
-    GetIntegrationRequest, Integration, ListIntegrationsRequest, SetIntegrationOwnersRequest,
+    GetIntegrationRequest, Integration, IntegrationGroup, IntegrationIdentity,
+    ListIntegrationGroupsRequest, ListIntegrationsRequest, SetIntegrationOwnersRequest,
     SyncIntegrationRequest,
 };
 use serde::Serialize;
 
+use super::all_pages;
 use super::request_view::field;
 use crate::args::{IntegrationsCommand, SetOwnersArgs};
 use crate::client::{Api, IntegrationClient};
@@ -18,6 +21,9 @@ use crate::output::{
 
 /// The most characters of the last error a table cell shows; `show` prints it whole.
 const ERROR_CELL_CHARS: usize = 60;
+
+/// Groups asked for per page when listing an integration's groups.
+const GROUPS_PAGE_SIZE: u32 = 100;
 
 /// Runs a `latch integrations` command.
 pub async fn run(
@@ -42,6 +48,7 @@ pub async fn run(
         }
         IntegrationsCommand::SetOwners(args) => set_owners(&mut client, args, output).await?,
         IntegrationsCommand::Sync { name } => sync(&mut client, name, output).await?,
+        IntegrationsCommand::Groups { name } => groups(&mut client, name, output).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -58,6 +65,7 @@ struct IntegrationJson {
     resource_count: u64,
     identity_count: u64,
     linked_identity_count: u64,
+    group_count: u64,
     active_grant_count: u64,
     last_error: String,
     owner_users: Vec<String>,
@@ -76,6 +84,7 @@ impl From<&Integration> for IntegrationJson {
             resource_count: integration.resource_count,
             identity_count: integration.identity_count,
             linked_identity_count: integration.linked_identity_count,
+            group_count: integration.group_count,
             active_grant_count: integration.active_grant_count,
             last_error: integration.last_error.clone(),
             owner_users: integration.owner_users.clone(),
@@ -194,6 +203,7 @@ fn detail(integration: &Integration) -> String {
             integration.identity_count, integration.linked_identity_count
         ),
     );
+    field(&mut text, "groups", &integration.group_count.to_string());
     field(
         &mut text,
         "active grants",
@@ -275,6 +285,110 @@ fn owners_report(integration: &Integration) -> String {
     text
 }
 
+/// A group member as JSON.
+#[derive(Serialize)]
+struct MemberJson {
+    external_id: String,
+    email: String,
+    display_name: String,
+    linked: bool,
+}
+
+/// A group with its members as JSON.
+#[derive(Serialize)]
+struct GroupJson {
+    external_id: String,
+    display_name: String,
+    members: Vec<MemberJson>,
+}
+
+impl From<&IntegrationGroup> for GroupJson {
+    fn from(group: &IntegrationGroup) -> Self {
+        Self {
+            external_id: group.external_id.clone(),
+            display_name: group.display_name.clone(),
+            members: group
+                .members
+                .iter()
+                .map(|member| MemberJson {
+                    external_id: member.external_id.clone(),
+                    email: member.email.clone(),
+                    display_name: member.display_name.clone(),
+                    linked: member.linked,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Lists an integration's groups with their members, following pages to the end.
+async fn groups(client: &mut IntegrationClient, name: String, output: OutputFormat) -> Result<()> {
+    let groups = all_pages(async |page_token| {
+        let request = ListIntegrationGroupsRequest {
+            name: name.clone(),
+            page_size: GROUPS_PAGE_SIZE,
+            page_token,
+        };
+        let page = client.list_integration_groups(request).await?.into_inner();
+        Ok((page.groups, page.next_page_token))
+    })
+    .await?;
+    match output {
+        OutputFormat::Json => print_json(&groups.iter().map(GroupJson::from).collect::<Vec<_>>()),
+        OutputFormat::Table if groups.is_empty() => {
+            eprintln!(
+                "integration {name} has no groups; they appear when a sync of a connector that \
+                 reports groups completes"
+            );
+            Ok(())
+        }
+        OutputFormat::Table => {
+            let mut rows = table(["GROUP", "GROUP ID", "MEMBER", "EMAIL", "LINKED"]);
+            for row in group_rows(&groups) {
+                rows.add_row(row);
+            }
+            print_table(rows)
+        }
+    }
+}
+
+/// The table rows of groups: one per member, and one for a group without members.
+fn group_rows(groups: &[IntegrationGroup]) -> Vec<[String; 5]> {
+    let mut rows = Vec::new();
+    for group in groups {
+        let name = or_dash(&group.display_name);
+        if group.members.is_empty() {
+            rows.push([
+                name,
+                group.external_id.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]);
+            continue;
+        }
+        for member in &group.members {
+            rows.push([
+                name.clone(),
+                group.external_id.clone(),
+                member_name(member),
+                or_dash(&member.email),
+                if member.linked { "yes" } else { "no" }.to_owned(),
+            ]);
+        }
+    }
+    rows
+}
+
+/// A member's display name, or its id when it has none.
+fn member_name(member: &IntegrationIdentity) -> String {
+    if member.display_name.trim().is_empty() {
+        member.external_id.clone()
+    } else {
+        member.display_name.clone()
+    }
+}
+
 /// The answer to `sync`, as JSON.
 #[derive(Serialize)]
 struct SyncJson {
@@ -327,6 +441,7 @@ mod tests {
             owner_users: vec!["ana@example.com".to_owned()],
             owner_groups: vec![],
             active_grant_count: 3,
+            group_count: 4,
         }
     }
 
@@ -399,6 +514,7 @@ mod tests {
              \x20 last sync      1970-01-01T01:00:00Z\n\
              \x20 resources      120\n\
              \x20 identities     52 (40 linked to directory users)\n\
+             \x20 groups         4\n\
              \x20 active grants  3\n\
              \x20 owner users    ana@example.com\n\
              \x20 owner groups   none\n\
@@ -415,6 +531,7 @@ mod tests {
         assert_eq!(json["owner_users"], serde_json::json!(["ana@example.com"]));
         assert_eq!(json["owner_groups"], serde_json::json!([]));
         assert_eq!(json["linked_identity_count"], 40);
+        assert_eq!(json["group_count"], 4);
         assert_eq!(json["last_sync_at"], "1970-01-01T01:00:00Z");
     }
 
@@ -433,5 +550,41 @@ mod tests {
              \x20 owner users    ana@example.com\n\
              \x20 owner groups   none\n"
         );
+    }
+
+    #[test]
+    fn group_rows_list_each_member_and_empty_groups() {
+        let member = |id: &str, email: &str, name: &str, linked: bool| IntegrationIdentity {
+            external_id: id.to_owned(),
+            email: email.to_owned(),
+            display_name: name.to_owned(),
+            linked,
+        };
+        let groups = [
+            IntegrationGroup {
+                external_id: "g-1".to_owned(),
+                display_name: "Engineering".to_owned(),
+                members: vec![
+                    member("u-1", "ana@example.com", "Ana", true),
+                    member("u-2", "", "", false),
+                ],
+            },
+            IntegrationGroup {
+                external_id: "g-2".to_owned(),
+                display_name: "Empty".to_owned(),
+                members: vec![],
+            },
+        ];
+        assert_eq!(
+            group_rows(&groups),
+            [
+                ["Engineering", "g-1", "Ana", "ana@example.com", "yes"],
+                ["Engineering", "g-1", "u-2", "-", "no"],
+                ["Empty", "g-2", "-", "-", "-"],
+            ]
+        );
+        let json = serde_json::to_value(GroupJson::from(&groups[0])).expect("serialises");
+        assert_eq!(json["members"][0]["linked"], true);
+        assert_eq!(json["members"][1]["external_id"], "u-2");
     }
 }

@@ -17,7 +17,8 @@ use latch_server::lifecycle::{Actor, Ask, Lifecycle, STATIC_SOURCE, Settings};
 use latch_server::store::{
     Announcement, AttemptOutcome, CommandResult, ConnectorRecord, ConnectorState, GrantFilter,
     GrantState, IntegrationRecord, NewConnector, Refusal, RequestItem, ResourceRecord, RetryPolicy,
-    SealedCredentials, Store, StoreError, SyncEnd, SyncedIdentity, SyncedResource, stored_time,
+    SealedCredentials, Store, StoreError, SyncEnd, SyncedGroup, SyncedIdentity, SyncedMembership,
+    SyncedResource, stored_time,
 };
 
 use common::{TestDb, apply_flows, audit_actions, chain_is_intact, refusal, set_directory};
@@ -1292,6 +1293,8 @@ async fn a_full_sync_deletes_what_it_did_not_see(db: TestDb) {
         error: Some("AccessDenied"),
         seen: Some(&seen),
         identities: &identities,
+        groups: &[],
+        memberships: &[],
     };
     assert_eq!(finish(store, &failed, now).await, 0);
     let record = integration(store, now).await;
@@ -1351,6 +1354,167 @@ async fn a_full_sync_deletes_what_it_did_not_see(db: TestDb) {
         .collect();
     assert_eq!(finished.len(), 3);
     assert_eq!(finished[1]["deleted_ids"], serde_json::json!(["acct-2"]));
+    chain_is_intact(store).await;
+}
+
+fn identity(id: &str, email: &str) -> SyncedIdentity {
+    SyncedIdentity {
+        external_id: id.into(),
+        email: email.into(),
+        display_name: format!("name of {id}"),
+    }
+}
+
+fn group(id: &str) -> SyncedGroup {
+    SyncedGroup {
+        external_id: id.into(),
+        display_name: format!("group {id}"),
+    }
+}
+
+fn member(group_id: &str, identity_id: &str) -> SyncedMembership {
+    SyncedMembership {
+        group_id: group_id.into(),
+        identity_id: identity_id.into(),
+    }
+}
+
+/// Each group's display name with its members' ids, in the order the store lists them.
+async fn groups_of(
+    store: &dyn Store,
+    after: Option<&str>,
+    limit: u32,
+) -> Vec<(String, Vec<String>)> {
+    store
+        .list_integration_groups(AWS, after, limit)
+        .await
+        .expect("groups")
+        .into_iter()
+        .map(|g| {
+            let members = g.members.into_iter().map(|m| m.external_id).collect();
+            (g.display_name, members)
+        })
+        .collect()
+}
+
+async fn groups_and_memberships_are_replaced_by_each_completed_sync(db: TestDb) {
+    let store = db.store();
+    let store = store.as_ref();
+    let now = stored_time(Utc::now());
+    enrolled(store, "edge-a", now).await;
+    let identities = vec![
+        identity("u1", "zoe@example.com"),
+        identity("u2", "alice@example.com"),
+        identity("u3", ""),
+    ];
+    let groups = vec![group("g1"), group("g2"), group("g3")];
+    let memberships = vec![
+        member("g1", "u1"),
+        member("g1", "u2"),
+        member("g1", "u3"),
+        member("g1", "u2"), // twice: kept once
+        member("g2", "u2"),
+        member("g2", "gone"),   // an identity the sync did not report
+        member("g-gone", "u1"), // a group the sync did not report
+    ];
+    let seen = HashSet::new();
+    let end = SyncEnd {
+        integration: AWS,
+        sync_id: "s1",
+        full: true,
+        error: None,
+        seen: Some(&seen),
+        identities: &identities,
+        groups: &groups,
+        memberships: &memberships,
+    };
+    finish(store, &end, now).await;
+    let record = integration(store, now).await;
+    assert_eq!((record.identity_count, record.group_count), (3, 3));
+    // Members by email, those without one last; a group without members is listed too.
+    assert_eq!(
+        groups_of(store, None, 10).await,
+        [
+            (
+                "group g1".to_string(),
+                vec!["u2".to_string(), "u1".into(), "u3".into()]
+            ),
+            ("group g2".to_string(), vec!["u2".to_string()]),
+            ("group g3".to_string(), vec![]),
+        ]
+    );
+    let listed = store
+        .list_integration_groups(AWS, None, 1)
+        .await
+        .expect("groups");
+    assert_eq!(listed[0].members[0].email, "alice@example.com");
+    assert_eq!(listed[0].members[0].display_name, "name of u2");
+    // Pages by external id.
+    assert_eq!(groups_of(store, None, 1).await.len(), 1);
+    assert_eq!(
+        groups_of(store, Some("g1"), 10)
+            .await
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect::<Vec<_>>(),
+        ["group g2", "group g3"]
+    );
+    assert!(groups_of(store, Some("g3"), 10).await.is_empty());
+    let events = store.audit_events(0, 1000).await.expect("events");
+    let finished = events
+        .iter()
+        .rfind(|e| e.action == "inventory.sync_finished")
+        .expect("audited");
+    assert_eq!(finished.details["groups"], 3);
+    assert_eq!(finished.details["memberships"], 4);
+    assert_eq!(finished.details["memberships_left_out"], 2);
+
+    // A failed sync keeps them as they were.
+    let failed = SyncEnd {
+        sync_id: "s2",
+        error: Some("throttled"),
+        groups: &[],
+        memberships: &[],
+        ..end.clone()
+    };
+    finish(store, &failed, now).await;
+    assert_eq!(integration(store, now).await.group_count, 3);
+
+    // The next completed sync replaces them: u2 left g1, g3 is gone, g4 is new.
+    let groups = vec![group("g1"), group("g2"), group("g4")];
+    let memberships = vec![member("g1", "u1"), member("g4", "u3")];
+    let next = SyncEnd {
+        sync_id: "s3",
+        groups: &groups,
+        memberships: &memberships,
+        ..end.clone()
+    };
+    finish(store, &next, now).await;
+    assert_eq!(
+        groups_of(store, None, 10).await,
+        [
+            ("group g1".to_string(), vec!["u1".to_string()]),
+            ("group g2".to_string(), vec![]),
+            ("group g4".to_string(), vec!["u3".to_string()]),
+        ]
+    );
+
+    // A connector that reports no groups (an older one) leaves the integration without them.
+    let without = SyncEnd {
+        sync_id: "s4",
+        groups: &[],
+        memberships: &[],
+        ..end.clone()
+    };
+    finish(store, &without, now).await;
+    assert_eq!(integration(store, now).await.group_count, 0);
+    assert!(groups_of(store, None, 10).await.is_empty());
+
+    // Groups belong to their integration.
+    assert!(matches!(
+        refusal(store.list_integration_groups("nope", None, 10).await),
+        Refusal::NotFound(_)
+    ));
     chain_is_intact(store).await;
 }
 
@@ -1423,6 +1587,7 @@ contract!(
     ingest_writes_only_what_changed,
     ingest_computes_ancestors_and_keeps_others_rows,
     a_full_sync_deletes_what_it_did_not_see,
+    groups_and_memberships_are_replaced_by_each_completed_sync,
     resources_are_listed_by_tags_and_search,
 );
 
@@ -1497,6 +1662,8 @@ async fn sqlite_ingests_a_million_resources_in_time() {
         error: None,
         seen: Some(&seen),
         identities: &[],
+        groups: &[],
+        memberships: &[],
     };
     let deleted = finish(store.as_ref(), &end, Utc::now()).await;
     let finish = started.elapsed();

@@ -1,5 +1,5 @@
-//! The `aws` inventory: the organization's hierarchy, Identity Center permission sets and users,
-//! tagged resources and IAM roles.
+//! The `aws` inventory: the organization's hierarchy, Identity Center permission sets, tagged
+//! resources and IAM roles, then the Identity Store's users, groups and memberships.
 //!
 //! **Hierarchy.** `aws.organization` (id = the organization's ARN) is the root; the organization
 //! root's OUs (`aws.ou`, id = ARN) and accounts (`aws.account`, id = the 12-digit account id)
@@ -18,12 +18,12 @@
 //! does not index them everywhere (moto does not); a role the tagging API returned is not
 //! reported twice. Service-linked roles are left out: people cannot assume them.
 //!
-//! **Identities.** Identity Store users, linked to Latch users by their primary email. Groups
-//! and memberships are not reported: [`SyncedIdentity`] describes user accounts only.
+//! **Identities.** Identity Store users, linked to Latch users by their primary email, with the
+//! Identity Store's groups and their memberships ([`identity_store`]).
 //!
 //! **Memory.** Everything goes to the sink in pages of at most [`PAGE`] resources as it is
-//! found; the only thing kept for the whole sync is the set of role ARNs the tagging API
-//! returned.
+//! found; the only things kept for the whole sync are the set of role ARNs the tagging API
+//! returned and the Identity Store's group ids.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -32,16 +32,15 @@ use aws_sdk_organizations::error::ProvideErrorMetadata;
 use super::assignments::IdentityCenter;
 use super::clients::Clients;
 use super::errors::classify;
+use super::identity_store;
 use super::settings::{ACCOUNT_TYPE, AwsSettings};
-use crate::provider::{
-    ProviderError, ResourceTypePermissions, SyncSink, SyncedIdentity, SyncedResource,
-};
+use crate::provider::{ProviderError, ResourceTypePermissions, SyncSink, SyncedResource};
 
 pub(crate) const ORGANIZATION_TYPE: &str = "aws.organization";
 pub(crate) const OU_TYPE: &str = "aws.ou";
 pub(crate) const ROLE_TYPE: &str = "aws.iam.role";
 
-/// Resources (and identities) per page pushed to the sink.
+/// Resources (and identities, groups, memberships) per page pushed to the sink.
 pub(crate) const PAGE: usize = 1000;
 /// Items per request to the tagging API (its maximum).
 const TAGGING_PAGE: i32 = 100;
@@ -133,7 +132,7 @@ pub(crate) async fn sync(
     pages.flush().await?;
 
     if let Some(instance) = instance {
-        identities(clients, &instance.identity_store_id, pages.sink).await?;
+        identity_store::sync(clients, &instance.identity_store_id, pages.sink).await?;
     }
     Ok(())
 }
@@ -433,55 +432,12 @@ async fn roles(
     Ok(())
 }
 
-/// Identity Store users, in pages.
-async fn identities(
-    clients: &Clients,
-    identity_store_id: &str,
-    sink: &mut dyn SyncSink,
-) -> Result<(), ProviderError> {
-    let what = "listing Identity Store users";
-    let mut page = Vec::new();
-    let mut items = clients
-        .identity_store
-        .list_users()
-        .identity_store_id(identity_store_id)
-        .into_paginator()
-        .items()
-        .send();
-    while let Some(user) = items.next().await {
-        let user = user.map_err(|err| classify(err, what))?;
-        let emails = user.emails();
-        let email = emails
-            .iter()
-            .find(|e| e.primary())
-            .or_else(|| emails.first())
-            .and_then(|e| e.value())
-            .map(str::to_string);
-        let display_name = user
-            .display_name()
-            .or(user.user_name())
-            .unwrap_or(user.user_id())
-            .to_string();
-        page.push(SyncedIdentity {
-            external_id: user.user_id().to_string(),
-            email,
-            display_name,
-        });
-        if page.len() >= PAGE {
-            sink.identities(std::mem::take(&mut page)).await?;
-        }
-    }
-    if !page.is_empty() {
-        sink.identities(page).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::provider::{SyncedGroup, SyncedIdentity, SyncedMembership};
 
     #[derive(Default)]
     struct PageSink {
@@ -502,6 +458,14 @@ mod tests {
         }
 
         async fn identities(&mut self, _: Vec<SyncedIdentity>) -> Result<(), ProviderError> {
+            Ok(())
+        }
+
+        async fn groups(&mut self, _: Vec<SyncedGroup>) -> Result<(), ProviderError> {
+            Ok(())
+        }
+
+        async fn memberships(&mut self, _: Vec<SyncedMembership>) -> Result<(), ProviderError> {
             Ok(())
         }
     }

@@ -8,7 +8,8 @@
 //!
 //! **Inventory** ([`inventory`]): `aws.organization` → `aws.ou` → `aws.account` with tags,
 //! tagged resources of every type the tagging API returns (`aws.s3.bucket`, `aws.ec2.instance`,
-//! ...) below their account, IAM roles, and Identity Store users as identities. Permission set
+//! ...) below their account, IAM roles, and the Identity Store's users as identities with its
+//! groups and their memberships ([`identity_store`]). Permission set
 //! names are the permissions of `aws.account`; policy template names those of the other types.
 //!
 //! **Grants.** Two mechanisms, chosen by resource type:
@@ -48,6 +49,7 @@ pub(crate) mod assignments;
 pub(crate) mod clients;
 pub(crate) mod errors;
 pub(crate) mod identity_center;
+pub(crate) mod identity_store;
 pub(crate) mod inventory;
 pub(crate) mod policies;
 pub(crate) mod settings;

@@ -290,6 +290,31 @@ async fn identity_store_user(admin: &Clients, store: &str, user: &str, email: &s
         .to_string()
 }
 
+async fn identity_store_group(admin: &Clients, store: &str, name: &str) -> String {
+    admin
+        .identity_store
+        .create_group()
+        .identity_store_id(store)
+        .display_name(name)
+        .send()
+        .await
+        .expect("CreateGroup")
+        .group_id()
+        .to_string()
+}
+
+async fn add_member(admin: &Clients, store: &str, group: &str, user: &str) {
+    admin
+        .identity_store
+        .create_group_membership()
+        .identity_store_id(store)
+        .group_id(group)
+        .member_id(aws_sdk_identitystore::types::MemberId::UserId(user.into()))
+        .send()
+        .await
+        .expect("CreateGroupMembership");
+}
+
 #[test]
 fn the_shipped_registry_builds_aws_integrations() {
     let registry = ProviderRegistry::shipped();
@@ -496,6 +521,71 @@ async fn sync_reports_the_organization_permission_sets_resources_and_users() {
     assert_eq!(synced_alice.display_name, "alice (test)");
 
     account.provider.health_check().await.expect("healthy");
+}
+
+#[tokio::test]
+async fn sync_reports_identity_store_groups_with_their_members() {
+    use std::collections::BTreeSet;
+
+    let account = Account::new().await;
+    let admin = &account.admin;
+    let (_, store) = instance(admin).await;
+    let alice = identity_store_user(admin, &store, "alice", "alice@example.com").await;
+    let bob = identity_store_user(admin, &store, "bob", "bob@example.com").await;
+    let engineering = identity_store_group(admin, &store, "Engineering").await;
+    let empty = identity_store_group(admin, &store, "Empty").await;
+    let everyone = identity_store_group(admin, &store, "Everyone").await;
+    add_member(admin, &store, &engineering, &alice).await;
+    add_member(admin, &store, &engineering, &bob).await;
+    // More members than one ListGroupMemberships call returns (100), and more users than one
+    // ListUsers call returns: the provider must follow the pages.
+    let mut all = BTreeSet::from([alice.clone(), bob.clone()]);
+    for i in 0..99 {
+        let user = format!("user{i:02}");
+        all.insert(identity_store_user(admin, &store, &user, &format!("{user}@example.com")).await);
+    }
+    for user in &all {
+        add_member(admin, &store, &everyone, user).await;
+    }
+
+    let mut sink = CollectingSink::default();
+    account.provider.sync(&mut sink).await.expect("sync");
+
+    let identities: BTreeSet<String> = sink
+        .identities
+        .iter()
+        .map(|i| i.external_id.clone())
+        .collect();
+    assert_eq!(identities, all);
+    let groups: BTreeMap<&str, &str> = sink
+        .groups
+        .iter()
+        .map(|g| (g.external_id.as_str(), g.display_name.as_str()))
+        .collect();
+    assert_eq!(
+        groups,
+        BTreeMap::from([
+            (engineering.as_str(), "Engineering"),
+            (empty.as_str(), "Empty"),
+            (everyone.as_str(), "Everyone"),
+        ])
+    );
+    let members_of = |group: &str| -> Vec<String> {
+        let mut members: Vec<String> = sink
+            .memberships
+            .iter()
+            .filter(|m| m.group_external_id == group)
+            .map(|m| m.identity_external_id.clone())
+            .collect();
+        members.sort();
+        members
+    };
+    let mut pair = vec![alice.clone(), bob.clone()];
+    pair.sort();
+    assert_eq!(members_of(&engineering), pair);
+    assert!(members_of(&empty).is_empty());
+    assert_eq!(members_of(&everyone), all.into_iter().collect::<Vec<_>>());
+    assert_eq!(sink.memberships.len(), 2 + 101, "each membership once");
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! `IntegrationService`: the integrations connectors announce, their owners, and syncs on demand.
+//! `IntegrationService`: the integrations connectors announce, their owners, syncs on demand, and
+//! the groups their syncs report.
 
 use std::sync::Arc;
 
@@ -8,10 +9,11 @@ use latch_proto::v1::integration_service_server::IntegrationService;
 use tonic::{Request, Response, Status};
 
 use crate::lifecycle::Lifecycle;
-use crate::store::IntegrationRecord;
+use crate::store::{IntegrationGroup, IntegrationRecord};
 
 use super::auth_layer::{admin, caller};
 use super::convert::timestamp;
+use super::page;
 use super::status::invalid_field;
 
 pub struct IntegrationApi {
@@ -50,7 +52,34 @@ impl IntegrationApi {
             owner_users: record.owner_users.clone(),
             owner_groups: record.owner_groups.clone(),
             active_grant_count: record.active_grant_count.max(0) as u64,
+            group_count: record.group_count.max(0) as u64,
         })
+    }
+
+    /// Groups as the API shows them; members are linked to directory users by email.
+    async fn group_views(
+        &self,
+        groups: Vec<IntegrationGroup>,
+    ) -> Result<Vec<pb::IntegrationGroup>, Status> {
+        let context = self.lifecycle.context().await?;
+        Ok(groups
+            .into_iter()
+            .map(|group| pb::IntegrationGroup {
+                external_id: group.external_id,
+                display_name: group.display_name,
+                members: group
+                    .members
+                    .into_iter()
+                    .map(|member| pb::IntegrationIdentity {
+                        linked: !member.email.is_empty()
+                            && context.directory.user(&member.email).is_some(),
+                        external_id: member.external_id,
+                        email: member.email,
+                        display_name: member.display_name,
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 
     async fn find(&self, name: &str) -> Result<IntegrationRecord, Status> {
@@ -145,5 +174,28 @@ impl IntegrationService for IntegrationApi {
         // Sessions on this server look at once; others at their next heartbeat.
         self.lifecycle.commands_written();
         Ok(Response::new(pb::SyncIntegrationResponse { command_id }))
+    }
+
+    async fn list_integration_groups(
+        &self,
+        request: Request<pb::ListIntegrationGroupsRequest>,
+    ) -> Result<Response<pb::ListIntegrationGroupsResponse>, Status> {
+        caller(&request)?;
+        let request = request.into_inner();
+        if request.name.trim().is_empty() {
+            return Err(invalid_field("name", "is required"));
+        }
+        let limit = page::size(request.page_size);
+        let after = page::key(&request.page_token)?;
+        let groups = self
+            .lifecycle
+            .store()
+            .list_integration_groups(&request.name, after.as_deref(), limit + 1)
+            .await?;
+        let (groups, next_page_token) = page::split(groups, limit, |g| g.external_id.clone());
+        Ok(Response::new(pb::ListIntegrationGroupsResponse {
+            groups: self.group_views(groups).await?,
+            next_page_token,
+        }))
     }
 }

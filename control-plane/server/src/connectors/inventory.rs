@@ -1,6 +1,7 @@
 //! Taking in a connector's syncs: pages of resources go to the store as they arrive (so memory
-//! does not grow with the inventory beyond the set of ids seen), identities are collected, and the
-//! end of a completed full sync deletes what was not seen.
+//! does not grow with the inventory beyond the set of ids seen), identities, groups and
+//! memberships are collected, and the end of a completed sync replaces them (and, for a full
+//! sync, deletes the resources that were not seen).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -11,15 +12,21 @@ use tokio::task::JoinHandle;
 
 use super::hub::Hub;
 use crate::lifecycle::SyncRunning;
-use crate::store::{PageChanges, StoreError, SyncEnd, SyncedIdentity, SyncedResource};
+use crate::store::{
+    PageChanges, StoreError, SyncEnd, SyncedGroup, SyncedIdentity, SyncedMembership, SyncedResource,
+};
 
 /// One sync in progress.
 #[derive(Default)]
 struct Progress {
     integration: String,
-    full: bool,
+    /// Said by the first inventory page (identity pages do not say); until then, and for a
+    /// sync without resources, `SyncDone` decides.
+    full: Option<bool>,
     seen: HashSet<String>,
     identities: Vec<SyncedIdentity>,
+    groups: Vec<SyncedGroup>,
+    memberships: Vec<SyncedMembership>,
     /// Whether a page changed the inventory (the reconciler must look again).
     changed: bool,
     /// The first refused page: the sync fails with it and deletes nothing.
@@ -60,7 +67,13 @@ impl SyncIntake {
         }
     }
 
-    fn progress(&mut self, sync_id: &str, integration: &str, full: bool) -> Option<&mut Progress> {
+    /// The sync's progress, started by its first page; `full` is what an inventory page says.
+    fn progress(
+        &mut self,
+        sync_id: &str,
+        integration: &str,
+        full: Option<bool>,
+    ) -> Option<&mut Progress> {
         if !self.integrations.iter().any(|name| name == integration) {
             tracing::warn!(%integration, "a sync page for an integration this stream does not serve; ignored");
             return None;
@@ -75,11 +88,16 @@ impl SyncIntake {
             .entry(sync_id.to_string())
             .or_insert_with(|| Progress {
                 integration: integration.to_string(),
-                full,
                 _running: Some(lifecycle.sync_running()),
                 ..Progress::default()
             });
-        (progress.integration == integration).then_some(progress)
+        if progress.integration != integration {
+            return None;
+        }
+        if progress.full.is_none() {
+            progress.full = full;
+        }
+        Some(progress)
     }
 
     /// Takes pages of one sync that arrived together and has them stored in one write: a resync
@@ -97,14 +115,16 @@ impl SyncIntake {
         self.settle().await;
         let store = self.hub.lifecycle.store().clone();
         let actor = self.actor.clone();
-        let Some(progress) = self.progress(&sync_id, &integration, full) else {
+        let Some(progress) = self.progress(&sync_id, &integration, Some(full)) else {
             return;
         };
         if progress.error.is_some() {
             return;
         }
-        if progress.full {
-            progress.seen.extend(batch.resources.iter().map(|r| r.id.clone()));
+        if progress.full == Some(true) {
+            progress
+                .seen
+                .extend(batch.resources.iter().map(|r| r.id.clone()));
         }
         if let Some(problem) = batch.problem {
             progress.error = Some(problem);
@@ -132,10 +152,13 @@ impl SyncIntake {
             return;
         };
         let (sync_id, outcome) = match writing.await {
-            Ok(Written { sync_id, outcome }) => (sync_id, outcome.map_err(|err| match err {
-                StoreError::Refused(refusal) => refusal.to_string(),
-                err => format!("storing a page failed: {err}"),
-            })),
+            Ok(Written { sync_id, outcome }) => (
+                sync_id,
+                outcome.map_err(|err| match err {
+                    StoreError::Refused(refusal) => refusal.to_string(),
+                    err => format!("storing a page failed: {err}"),
+                }),
+            ),
             Err(err) => return tracing::error!(error = %err, "writing a sync page panicked"),
         };
         let Some(progress) = self.syncs.get_mut(&sync_id) else {
@@ -157,16 +180,37 @@ impl SyncIntake {
         }
     }
 
-    pub(super) fn identities(&mut self, page: IdentityPage) {
-        let Some(progress) = self.progress(&page.sync_id, &page.integration, false) else {
+    /// Collects a page of identities, groups and memberships for the end of the sync. A page
+    /// with an empty id fails the sync.
+    pub(super) fn identity_page(&mut self, page: IdentityPage) {
+        let Some(progress) = self.progress(&page.sync_id, &page.integration, None) else {
             return;
         };
+        if progress.error.is_some() {
+            return;
+        }
+        if let Some(problem) = invalid_identity_page(&page) {
+            progress.error = Some(problem);
+            return;
+        }
         progress
             .identities
             .extend(page.identities.into_iter().map(|i| SyncedIdentity {
                 external_id: i.external_id,
                 email: i.email.trim().to_lowercase(),
                 display_name: i.display_name,
+            }));
+        progress
+            .groups
+            .extend(page.groups.into_iter().map(|g| SyncedGroup {
+                external_id: g.external_id,
+                display_name: g.display_name,
+            }));
+        progress
+            .memberships
+            .extend(page.memberships.into_iter().map(|m| SyncedMembership {
+                group_id: m.group_external_id,
+                identity_id: m.identity_external_id,
             }));
     }
 
@@ -176,7 +220,7 @@ impl SyncIntake {
         // A sync with no pages has no progress yet: an empty inventory is still an answer.
         if !self.syncs.contains_key(&done.sync_id)
             && self
-                .progress(&done.sync_id, &done.integration, done.full)
+                .progress(&done.sync_id, &done.integration, Some(done.full))
                 .is_none()
         {
             return;
@@ -190,13 +234,16 @@ impl SyncIntake {
         let error = Some(done.error.clone())
             .filter(|e| !e.is_empty())
             .or(progress.error.take());
+        let full = progress.full.unwrap_or(done.full);
         let end = SyncEnd {
             integration: &done.integration,
             sync_id: &done.sync_id,
-            full: done.full && progress.full,
+            full: done.full && full,
             error: error.as_deref(),
-            seen: progress.full.then_some(&progress.seen),
+            seen: full.then_some(&progress.seen),
             identities: &progress.identities,
+            groups: &progress.groups,
+            memberships: &progress.memberships,
         };
         let store = self.hub.lifecycle.store().clone();
         match store.finish_sync(&end, &self.actor, Utc::now()).await {
@@ -209,6 +256,7 @@ impl SyncIntake {
                         resources = progress.seen.len(),
                         deleted,
                         identities = progress.identities.len(),
+                        groups = progress.groups.len(),
                         "a sync completed"
                     );
                 }
@@ -288,6 +336,48 @@ fn synced_resource(r: latch_proto::v1::SyncedResource) -> SyncedResource {
         tags: r.tags,
         owners: r.owners.into_iter().map(|o| o.to_lowercase()).collect(),
     }
+}
+
+/// The first empty id in an identity page, naming the field and the value beside it.
+fn invalid_identity_page(page: &IdentityPage) -> Option<String> {
+    let empty = |id: &str| id.trim().is_empty();
+    if let Some((i, identity)) = page
+        .identities
+        .iter()
+        .enumerate()
+        .find(|(_, identity)| empty(&identity.external_id))
+    {
+        return Some(format!(
+            "identities[{i}].external_id: must not be empty (identity {:?})",
+            identity.display_name
+        ));
+    }
+    if let Some((i, group)) = page
+        .groups
+        .iter()
+        .enumerate()
+        .find(|(_, group)| empty(&group.external_id))
+    {
+        return Some(format!(
+            "groups[{i}].external_id: must not be empty (group {:?})",
+            group.display_name
+        ));
+    }
+    page.memberships.iter().enumerate().find_map(|(i, m)| {
+        if empty(&m.group_external_id) {
+            Some(format!(
+                "memberships[{i}].group_external_id: must not be empty (identity {:?})",
+                m.identity_external_id
+            ))
+        } else if empty(&m.identity_external_id) {
+            Some(format!(
+                "memberships[{i}].identity_external_id: must not be empty (group {:?})",
+                m.group_external_id
+            ))
+        } else {
+            None
+        }
+    })
 }
 
 /// The first problem with a synced resource, naming the field and the value.

@@ -392,7 +392,7 @@ impl Session {
             Message::Heartbeat(_) => {}
             Message::Result(result) => self.record_result(result).await,
             Message::InventoryPage(page) => self.intake.pages(vec![page]).await,
-            Message::IdentityPage(page) => self.intake.identities(page),
+            Message::IdentityPage(page) => self.intake.identity_page(page),
             Message::SyncDone(done) => self.intake.done(done).await,
             Message::Renew(renew) => return self.renew(renew).await,
             Message::Goodbye(goodbye) => {

@@ -95,6 +95,8 @@ pub struct IntegrationRecord {
     /// Emails of the identities its last completed sync reported (lowercase).
     pub identity_emails: Vec<String>,
     pub identity_count: i64,
+    /// How many groups its last completed sync reported.
+    pub group_count: i64,
     pub owner_users: Vec<String>,
     pub owner_groups: Vec<String>,
     /// Grants on it that are granting, active, revoking or `revoke_failed`.
@@ -175,6 +177,29 @@ pub struct SyncedIdentity {
     pub display_name: String,
 }
 
+/// One group from a sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncedGroup {
+    pub external_id: String,
+    pub display_name: String,
+}
+
+/// One identity's direct membership in one group, both by external id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SyncedMembership {
+    pub group_id: String,
+    pub identity_id: String,
+}
+
+/// A group of an integration as its last completed sync reported it, with its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationGroup {
+    pub external_id: String,
+    pub display_name: String,
+    /// Ordered by email, then external id; members without an email last.
+    pub members: Vec<SyncedIdentity>,
+}
+
 /// The end of a sync.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncEnd<'a> {
@@ -188,6 +213,11 @@ pub struct SyncEnd<'a> {
     pub seen: Option<&'a HashSet<String>>,
     /// Every identity the sync reported (replaces the integration's identities when completed).
     pub identities: &'a [SyncedIdentity],
+    /// Every group the sync reported (replaces the integration's groups when completed).
+    pub groups: &'a [SyncedGroup],
+    /// Every membership the sync reported; those whose group or identity the sync did not
+    /// report are left out.
+    pub memberships: &'a [SyncedMembership],
 }
 
 /// The connector half of the store.
@@ -348,15 +378,25 @@ pub trait ConnectorStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<PageChanges, StoreError>;
 
-    /// Ends a sync: on success records the time and the identities, and for a full sync deletes
-    /// the integration's resources not in `seen`; on failure records the error. Returns how many
-    /// resources were deleted.
+    /// Ends a sync: on success records the time and replaces the integration's identities,
+    /// groups and memberships, and for a full sync deletes the integration's resources not in
+    /// `seen`; on failure records the error. Returns how many resources were deleted.
     async fn finish_sync(
         &self,
         end: &SyncEnd<'_>,
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+
+    /// A page of an integration's groups as its last completed sync reported them, ordered by
+    /// external id, after `after`, at most `limit`, each with its members.
+    /// `Refusal::NotFound` if there is no such integration.
+    async fn list_integration_groups(
+        &self,
+        integration: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<IntegrationGroup>, StoreError>;
 
     /// The permissions a resource type of an integration offers, as last synced.
     async fn type_permissions(

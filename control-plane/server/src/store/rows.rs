@@ -108,6 +108,16 @@ pub const IDENTITIES: Table = Table {
     columns: &["integration", "external_id", "email", "display_name"],
 };
 
+pub const GROUPS: Table = Table {
+    name: "integration_groups",
+    columns: &["integration", "external_id", "display_name"],
+};
+
+pub const GROUP_MEMBERS: Table = Table {
+    name: "integration_group_members",
+    columns: &["integration", "group_id", "identity_id"],
+};
+
 /// A synced resource's row; its source is its integration.
 pub fn synced_resource_row(
     integration: &str,

@@ -394,6 +394,7 @@ macro_rules! impl_connectors {
                     resources: i64,
                     identities: i64,
                     emails: BTreeSet<String>,
+                    groups: i64,
                     grants: i64,
                 }
                 let mut known: HashMap<String, Known> = HashMap::new();
@@ -442,6 +443,16 @@ macro_rules! impl_connectors {
                         entry.emails.insert(email);
                     }
                 }
+                let groups = sqlx::query(
+                    "SELECT integration, COUNT(*) AS n FROM integration_groups \
+                     WHERE ($1 IS NULL OR integration = $1) GROUP BY integration",
+                )
+                .bind(name)
+                .fetch_all(&mut *conn)
+                .await?;
+                for row in &groups {
+                    known.entry(row.try_get("integration")?).or_default().groups = row.try_get("n")?;
+                }
                 let grants = sqlx::query(
                     "SELECT integration, COUNT(*) AS n FROM grants \
                      WHERE state IN ('granting', 'active', 'revoking', 'revoke_failed') \
@@ -473,6 +484,7 @@ macro_rules! impl_connectors {
                             resource_count: facts.resources,
                             identity_emails: facts.emails.into_iter().collect(),
                             identity_count: facts.identities,
+                            group_count: facts.groups,
                             owner_users: json_list("owner_users")?,
                             owner_groups: json_list("owner_groups")?,
                             active_grant_count: facts.grants,
@@ -1623,10 +1635,13 @@ macro_rules! impl_connectors {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("DELETE FROM integration_identities WHERE integration = $1")
-                    .bind(integration)
-                    .execute(&mut *tx)
-                    .await?;
+                // Members first: they refer to groups and identities.
+                for table in ["integration_group_members", "integration_groups", "integration_identities"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE integration = $1")))
+                        .bind(integration)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 // One row per external id; the last one reported wins.
                 let mut identities: std::collections::BTreeMap<&str, &$crate::store::SyncedIdentity> =
                     std::collections::BTreeMap::new();
@@ -1646,6 +1661,41 @@ macro_rules! impl_connectors {
                     .collect();
                 let per = rows::rows_within(&rows::IDENTITIES, rows::BULK_BINDS);
                 Self::lc_insert_rows_with(&mut tx, &rows::IDENTITIES, identity_rows, "", per, $anonymous).await?;
+                let mut groups: std::collections::BTreeMap<&str, &$crate::store::SyncedGroup> =
+                    std::collections::BTreeMap::new();
+                for group in end.groups {
+                    groups.insert(group.external_id.as_str(), group);
+                }
+                let group_rows: Vec<Vec<SqlValue>> = groups
+                    .values()
+                    .map(|group| {
+                        vec![
+                            SqlValue::Text(integration.to_string()),
+                            SqlValue::Text(group.external_id.clone()),
+                            SqlValue::Text(group.display_name.clone()),
+                        ]
+                    })
+                    .collect();
+                let per = rows::rows_within(&rows::GROUPS, rows::BULK_BINDS);
+                Self::lc_insert_rows_with(&mut tx, &rows::GROUPS, group_rows, "", per, $anonymous).await?;
+                // Only memberships between a group and an identity this sync reported, once each.
+                let (kept, left_out): (Vec<&$crate::store::SyncedMembership>, Vec<_>) = end
+                    .memberships
+                    .iter()
+                    .partition(|m| groups.contains_key(m.group_id.as_str()) && identities.contains_key(m.identity_id.as_str()));
+                let memberships: std::collections::BTreeSet<&$crate::store::SyncedMembership> = kept.into_iter().collect();
+                let member_rows: Vec<Vec<SqlValue>> = memberships
+                    .iter()
+                    .map(|m| {
+                        vec![
+                            SqlValue::Text(integration.to_string()),
+                            SqlValue::Text(m.group_id.clone()),
+                            SqlValue::Text(m.identity_id.clone()),
+                        ]
+                    })
+                    .collect();
+                let per = rows::rows_within(&rows::GROUP_MEMBERS, rows::BULK_BINDS);
+                Self::lc_insert_rows_with(&mut tx, &rows::GROUP_MEMBERS, member_rows, "", per, $anonymous).await?;
                 let mut deleted: Vec<String> = Vec::new();
                 if !unseen.is_empty() {
                     // Deleted only if still the sync's own rows.
@@ -1665,10 +1715,76 @@ macro_rules! impl_connectors {
                     "deleted": deleted.len(),
                     "deleted_ids": some_ids(&deleted),
                     "identities": identities.len(),
+                    "groups": groups.len(),
+                    "memberships": memberships.len(),
+                    "memberships_left_out": left_out.len(),
                 });
                 Self::append_audit(&mut tx, finished(details)).await?;
                 tx.commit().await?;
                 Ok(deleted.len() as u64)
+            }
+
+            async fn list_integration_groups(
+                &self,
+                integration: &str,
+                after: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::IntegrationGroup>, $crate::store::StoreError> {
+                use sqlx::Row;
+                use $crate::store::{IntegrationGroup, Refusal, StoreError, SyncedIdentity};
+                let known: Option<String> = sqlx::query_scalar("SELECT name FROM integrations WHERE name = $1")
+                    .bind(integration)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if known.is_none() {
+                    return Err(StoreError::Refused(Refusal::NotFound(format!(
+                        "no integration named {integration:?}"
+                    ))));
+                }
+                // One statement, so one snapshot: a sync completing meanwhile cannot mix its
+                // members into the groups of the one before.
+                let rows = sqlx::query(
+                    "SELECT g.external_id AS group_id, g.display_name AS group_name, i.external_id AS external_id, \
+                     i.email AS email, i.display_name AS display_name FROM \
+                     (SELECT external_id, display_name FROM integration_groups \
+                      WHERE integration = $1 AND ($2 IS NULL OR external_id > $2) ORDER BY external_id LIMIT $3) g \
+                     LEFT JOIN integration_group_members m ON m.integration = $1 AND m.group_id = g.external_id \
+                     LEFT JOIN integration_identities i ON i.integration = m.integration AND i.external_id = m.identity_id \
+                     ORDER BY g.external_id",
+                )
+                .bind(integration)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                let mut groups: Vec<IntegrationGroup> = Vec::new();
+                for row in &rows {
+                    let group_id: String = row.try_get("group_id")?;
+                    if groups.last().is_none_or(|g| g.external_id != group_id) {
+                        groups.push(IntegrationGroup {
+                            external_id: group_id,
+                            display_name: row.try_get("group_name")?,
+                            members: Vec::new(),
+                        });
+                    }
+                    // A group without members has one row, with no identity.
+                    let Some(external_id) = row.try_get::<Option<String>, _>("external_id")? else {
+                        continue;
+                    };
+                    if let Some(group) = groups.last_mut() {
+                        group.members.push(SyncedIdentity {
+                            external_id,
+                            email: row.try_get("email")?,
+                            display_name: row.try_get("display_name")?,
+                        });
+                    }
+                }
+                for group in &mut groups {
+                    group.members.sort_by(|a, b| {
+                        (a.email.is_empty(), &a.email, &a.external_id).cmp(&(b.email.is_empty(), &b.email, &b.external_id))
+                    });
+                }
+                Ok(groups)
             }
 
             async fn type_permissions(
