@@ -61,6 +61,9 @@ pub struct ConnectorOptions {
     /// Serve these `[[integrations]]` entries (raw TOML) with the shipped `latch-connector`
     /// binary and its real providers, instead of the fake integration (default none).
     pub shipped_integrations: Option<String>,
+    /// Environment changes for the `run` process, like a cloud's credentials: `Some(value)` sets
+    /// the variable, `None` removes it (default none: the test's environment is inherited).
+    pub env: Vec<(String, Option<String>)>,
 }
 
 impl Default for ConnectorOptions {
@@ -80,6 +83,7 @@ impl Default for ConnectorOptions {
             guardrails: None,
             log_filter: "info".into(),
             shipped_integrations: None,
+            env: Vec::new(),
         }
     }
 }
@@ -271,7 +275,8 @@ impl Connector {
             .expect("connector log file");
         use std::io::Write;
         let _ = writeln!(log, "=== harness: start {} ===", self.starts);
-        let child = Command::new(bin_path(self.binary()))
+        let mut command = Command::new(bin_path(self.binary()));
+        command
             .arg("run")
             .arg("--config")
             .arg(&self.config_file)
@@ -280,9 +285,14 @@ impl Connector {
             .env_remove("LATCH_CONNECTOR_CONFIG")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start latch-connector-fake run");
+            .stderr(log);
+        for (name, value) in &self.options.env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        let child = command.spawn().expect("start latch-connector-fake run");
         self.child = Some(child);
     }
 

@@ -258,6 +258,67 @@ impl Server {
         value["token"].as_str().expect("token").to_string()
     }
 
+    /// `latch request` with `token`: `permission` on `resource` for `duration` (like `5s`), with
+    /// a justification. Returns the request's id.
+    pub fn request_access(
+        &self,
+        token: &str,
+        resource: &str,
+        permission: &str,
+        duration: &str,
+    ) -> String {
+        let out = success(&self.cli(
+            Some(token),
+            &[
+                "-o",
+                "json",
+                "request",
+                "--resource",
+                resource,
+                "--permission",
+                permission,
+                "--duration",
+                duration,
+                "--reason",
+                "end-to-end test",
+            ],
+        ));
+        json(&out)["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no request id in {out}"))
+            .to_string()
+    }
+
+    /// `latch requests show ID` with `token`, as JSON.
+    pub fn request(&self, token: &str, id: &str) -> serde_json::Value {
+        json(&success(
+            &self.cli(Some(token), &["-o", "json", "requests", "show", id]),
+        ))
+    }
+
+    /// Waits until request `id` is in `state` (`active`, `expired`, ...), as `token` sees it.
+    pub fn wait_request_state(&self, token: &str, id: &str, state: &str, timeout: Duration) {
+        let mut last = serde_json::Value::Null;
+        let reached = try_wait_until(timeout, || {
+            last = self.request(token, id);
+            last["state"] == state
+        });
+        assert!(
+            reached,
+            "request {id} did not become {state} within {timeout:?}; last seen: {last}"
+        );
+    }
+
+    /// Waits until `latch resources show ID` finds resource `id` (a connector's sync reached it).
+    pub fn wait_resource(&self, id: &str, timeout: Duration) {
+        let admin = self.admin_token();
+        wait_until(timeout, &format!("{id} to be synced"), || {
+            self.cli(Some(&admin), &["-o", "json", "resources", "show", id])
+                .status
+                .success()
+        });
+    }
+
     /// Runs the `latch` CLI against this server with `token` (none when `None`).
     pub fn cli(&self, token: Option<&str>, args: &[&str]) -> Output {
         self.cli_command(token, args).output().expect("run latch")
@@ -354,6 +415,11 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
         .map(|(_, body)| body.to_string())
         .unwrap_or_default();
     Some((code, body))
+}
+
+/// CLI output read as JSON; panics with the text when it is not.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|err| panic!("not JSON ({err}): {text}"))
 }
 
 /// stdout of a CLI run that must have succeeded.

@@ -127,6 +127,7 @@ impl ResourceService for ResourceApi {
         let request = request.into_inner();
         let limit = page::size(request.page_size);
         let after = page::key(&request.page_token)?;
+        let tags: std::collections::BTreeMap<String, String> = request.tags.into_iter().collect();
         let rows = self
             .lifecycle
             .store()
@@ -135,8 +136,8 @@ impl ResourceService for ResourceApi {
                 limit + 1,
                 Some(request.integration.as_str()).filter(|s| !s.is_empty()),
                 Some(request.r#type.as_str()).filter(|s| !s.is_empty()),
-                &std::collections::BTreeMap::new(),
-                None,
+                &tags,
+                Some(request.search.as_str()).filter(|s| !s.is_empty()),
             )
             .await?;
         let (rows, next_page_token) = page::split(rows, limit, |r| r.id.clone());
