@@ -1,18 +1,25 @@
 //! A token bucket per integration, so a burst of commands cannot exceed what the owner set with
 //! `rate_limit_per_sec` (default 20). It guards each provider call the runtime makes; providers
-//! pace the many cloud calls inside one sync themselves.
+//! pace the many cloud calls inside one sync themselves, with the same bucket (the `aws`
+//! provider's `pacing` module).
 
 use std::time::{Duration, Instant};
 
-/// Calls per second, with bursts of up to one second's worth.
+/// Calls per second, with bursts of up to one second's worth unless told otherwise.
 pub(crate) struct RateLimiter {
     bucket: tokio::sync::Mutex<Bucket>,
 }
 
 impl RateLimiter {
     pub(crate) fn new(per_second: u32) -> Self {
+        Self::with_burst(per_second, per_second)
+    }
+
+    /// `per_second` calls a second, and at most `burst` at once after a pause. A burst of 1
+    /// spaces every call `1 / per_second` after the one before.
+    pub(crate) fn with_burst(per_second: u32, burst: u32) -> Self {
         Self {
-            bucket: tokio::sync::Mutex::new(Bucket::new(per_second, Instant::now())),
+            bucket: tokio::sync::Mutex::new(Bucket::new(per_second, burst, Instant::now())),
         }
     }
 
@@ -35,12 +42,13 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn new(per_second: u32, now: Instant) -> Self {
+    fn new(per_second: u32, burst: u32, now: Instant) -> Self {
         let rate = f64::from(per_second.max(1));
+        let capacity = f64::from(burst.max(1));
         Self {
             rate,
-            capacity: rate,
-            tokens: rate,
+            capacity,
+            tokens: capacity,
             updated: now,
         }
     }
@@ -66,7 +74,7 @@ mod tests {
     #[test]
     fn a_bucket_allows_one_seconds_burst_then_paces_calls() {
         let start = Instant::now();
-        let mut bucket = Bucket::new(10, start);
+        let mut bucket = Bucket::new(10, 10, start);
         for _ in 0..10 {
             assert!(bucket.take(start).is_ok());
         }
@@ -82,6 +90,23 @@ mod tests {
         for _ in 0..10 {
             assert!(bucket.take(later).is_ok());
         }
+        assert!(bucket.take(later).is_err());
+    }
+
+    #[test]
+    fn a_burst_of_one_spaces_every_call() {
+        let start = Instant::now();
+        let mut bucket = Bucket::new(5, 1, start);
+        assert!(bucket.take(start).is_ok());
+        let wait = bucket.take(start).expect_err("one at a time");
+        assert!(
+            wait > Duration::from_millis(190) && wait <= Duration::from_millis(200),
+            "{wait:?}"
+        );
+        assert!(bucket.take(start + Duration::from_millis(200)).is_ok());
+        // A long pause saves up one call, not a second's worth.
+        let later = start + Duration::from_secs(60);
+        assert!(bucket.take(later).is_ok());
         assert!(bucket.take(later).is_err());
     }
 

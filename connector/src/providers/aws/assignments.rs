@@ -1,14 +1,15 @@
 //! Grants on `aws.account`: Identity Center account assignments of a permission set to the
 //! requester's Identity Store user.
 //!
-//! **Pacing.** Every Identity Center call takes a token from a bucket of 20 per second (the
-//! published SSO Admin limit), and at most 10 assignment creates or deletes are in flight at
-//! once, each holding its permit until its asynchronous operation has finished.
+//! **Pacing.** Every Identity Center call goes through one [`Pacer`] at 20 per second (the
+//! published Identity Center limit; the same pacing code as the inventory's Organizations,
+//! tagging and IAM calls), and at most 10 assignment creates or deletes are in flight at once,
+//! each holding its permit until its asynchronous operation has finished.
 //!
 //! **Retries.** Throttling, transient failures and `ConflictException` (another operation on
-//! the same account and permission set still running) are retried with full-jitter exponential
-//! backoff, a bounded number of times; then the call fails as throttled or transient, and the
-//! control plane retries the command later.
+//! the same account and permission set still running) are retried by the pacer with full-jitter
+//! exponential backoff, a bounded number of times; then the call fails as throttled or
+//! transient, and the control plane retries the command later.
 //!
 //! **Asynchronous operations.** Create and delete return a request id whose status moves from
 //! `IN_PROGRESS` to `SUCCEEDED` or `FAILED`; it is polled with exponential backoff. A failure
@@ -30,22 +31,18 @@ use tokio::sync::{Mutex, Semaphore};
 use super::identity_center::{
     AssignmentTarget, CallError, IdentityCenterApi, Instance, Operation, OperationState,
 };
+use super::pacing::{Counts, Pacer, Quota, Retries};
 use crate::backoff::Backoff;
 use crate::provider::{GrantSpec, ProviderError};
-use crate::rate_limit::RateLimiter;
 
-/// SSO Admin's published rate: 20 calls per second per account.
-const CALLS_PER_SECOND: u32 = 20;
 /// Assignment operations in flight at once.
 const OPERATIONS_IN_FLIGHT: usize = 10;
 
-/// How calls are retried and operations polled; tests shorten the delays.
+/// How calls are paced and retried and operations polled; tests shorten the delays.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {
-    /// Attempts per call, the first included.
-    pub attempts: u32,
-    pub retry_base: Duration,
-    pub retry_cap: Duration,
+    pub quota: Quota,
+    pub retries: Retries,
     /// Status reads per operation before giving up.
     pub polls: u32,
     pub poll_base: Duration,
@@ -55,9 +52,8 @@ pub(crate) struct Timing {
 impl Default for Timing {
     fn default() -> Self {
         Self {
-            attempts: 6,
-            retry_base: Duration::from_millis(200),
-            retry_cap: Duration::from_secs(10),
+            quota: Quota::IDENTITY_CENTER,
+            retries: Retries::default(),
             // About two minutes of polling at the cap: assignments usually take seconds.
             polls: 30,
             poll_base: Duration::from_millis(250),
@@ -69,7 +65,7 @@ impl Default for Timing {
 /// Identity Center for one integration: the seam, paced, retried, with a permission set cache.
 pub(crate) struct IdentityCenter {
     api: Arc<dyn IdentityCenterApi>,
-    limiter: RateLimiter,
+    pacer: Pacer,
     in_flight: Semaphore,
     timing: Timing,
     instance: Mutex<Option<Instance>>,
@@ -81,7 +77,7 @@ impl IdentityCenter {
     pub(crate) fn new(api: Arc<dyn IdentityCenterApi>, timing: Timing) -> Self {
         Self {
             api,
-            limiter: RateLimiter::new(CALLS_PER_SECOND),
+            pacer: Pacer::new("identity-center", timing.quota, timing.retries),
             in_flight: Semaphore::new(OPERATIONS_IN_FLIGHT),
             timing,
             instance: Mutex::new(None),
@@ -91,34 +87,17 @@ impl IdentityCenter {
 
     /// One Identity Center call: paced, and retried on throttling, transient errors and
     /// conflicts.
-    async fn call<T, F, Fut>(&self, mut f: F) -> Result<T, ProviderError>
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, ProviderError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
-        let mut backoff = Backoff::new(self.timing.retry_base, self.timing.retry_cap);
-        let mut attempt = 1;
-        loop {
-            self.limiter.acquire().await;
-            let err = match f().await {
-                Ok(value) => return Ok(value),
-                Err(err) => err,
-            };
-            let retryable = match &err {
-                CallError::Conflict(_) => true,
-                CallError::Failed(err) => err.is_retryable(),
-            };
-            if !retryable || attempt >= self.timing.attempts {
-                return Err(match err {
-                    CallError::Conflict(message) => ProviderError::transient(format!(
-                        "{message} (still conflicting after {attempt} attempts)"
-                    )),
-                    CallError::Failed(err) => err,
-                });
-            }
-            attempt += 1;
-            tokio::time::sleep(backoff.next_delay()).await;
-        }
+        self.pacer.call(f).await
+    }
+
+    /// The calls made so far, for the sync's log.
+    pub(crate) fn counts(&self) -> (&'static str, Counts) {
+        (self.pacer.service(), self.pacer.counts())
     }
 
     /// The instance, cached once found. `None` when Identity Center is not enabled.
@@ -443,9 +422,12 @@ mod tests {
 
     fn fast() -> Timing {
         Timing {
-            attempts: 4,
-            retry_base: Duration::from_millis(1),
-            retry_cap: Duration::from_millis(4),
+            quota: Quota::IDENTITY_CENTER,
+            retries: Retries {
+                attempts: 4,
+                base: Duration::from_millis(1),
+                cap: Duration::from_millis(4),
+            },
             polls: 5,
             poll_base: Duration::from_millis(1),
             poll_cap: Duration::from_millis(4),
@@ -577,7 +559,7 @@ mod tests {
             .await
             .expect_err("conflict");
         assert!(matches!(err, ProviderError::Transient { .. }), "{err:?}");
-        assert_eq!(api.count("create"), fast().attempts as usize);
+        assert_eq!(api.count("create"), fast().retries.attempts as usize);
     }
 
     #[tokio::test]
@@ -603,7 +585,7 @@ mod tests {
             .await
             .expect_err("throttled");
         assert!(matches!(err, ProviderError::Throttled { .. }), "{err:?}");
-        assert_eq!(api.count("exists"), fast().attempts as usize);
+        assert_eq!(api.count("exists"), fast().retries.attempts as usize);
         assert_eq!(api.count("create"), 0);
 
         // Denied is final at once.

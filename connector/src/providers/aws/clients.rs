@@ -5,27 +5,34 @@
 //! AssumeRole (with `external_id`); the assumed credentials are cached and refreshed by the SDK.
 //! They never leave the connector. The HTTP client uses rustls with ring, as the rest of the
 //! crate does, so the build needs no second crypto library.
+//!
+//! **Retries.** Clients whose every call goes through a [`Pacer`](super::pacing::Pacer)
+//! (Organizations, the tagging API and SSO Admin) have the SDK's retries off: the pacer
+//! retries with backoff and takes a token for every attempt, so the rate holds for retries
+//! too. IAM, STS and the Identity Store keep the SDK's standard retries, because some of their
+//! calls are not paced (IAM grants, the Identity Store user listing).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_sts::config::Credentials;
+use aws_sdk_sts::config::{Credentials, SharedInterceptor};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
+use super::pacing::Pacing;
 use super::settings::AwsSettings;
 
 /// The session name the connector's AssumeRole sessions carry, visible in CloudTrail.
 const SESSION_NAME: &str = "latch-connector";
 
 /// Attempts per call, the SDK's own standard retry (exponential backoff with jitter on
-/// throttling and transient errors). Identity Center calls get the provider's retries on top,
-/// which also cover conflicts.
+/// throttling and transient errors), for the clients not entirely behind a pacer.
 const SDK_ATTEMPTS: u32 = 4;
 
-/// Every client of one integration.
+/// Every client of one integration, and the pacing of the inventory's calls.
 #[derive(Debug, Clone)]
 pub(crate) struct Clients {
     pub sts: aws_sdk_sts::Client,
@@ -34,17 +41,44 @@ pub(crate) struct Clients {
     pub identity_store: aws_sdk_identitystore::Client,
     pub iam: aws_sdk_iam::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    pub pacing: Arc<Pacing>,
+}
+
+/// One service's client from the shared config, with the SDK's retries off when `paced`, and
+/// `interceptors` (tests use them to count and to fail requests).
+macro_rules! client {
+    ($sdk:ident, $config:expr, $interceptors:expr, paced: $paced:expr) => {{
+        let mut builder = $sdk::config::Builder::from($config);
+        if $paced {
+            builder.set_retry_config(Some(RetryConfig::disabled()));
+        }
+        for interceptor in $interceptors {
+            builder.push_interceptor(interceptor.clone());
+        }
+        $sdk::Client::from_conf(builder.build())
+    }};
 }
 
 impl Clients {
+    /// The clients at the published pacing, without interceptors: tests' own clients.
+    #[cfg(test)]
     pub(crate) fn new(config: &SdkConfig) -> Self {
+        Self::build(config, Pacing::published(), &[])
+    }
+
+    pub(crate) fn build(
+        config: &SdkConfig,
+        pacing: Pacing,
+        interceptors: &[SharedInterceptor],
+    ) -> Self {
         Self {
-            sts: aws_sdk_sts::Client::new(config),
-            organizations: aws_sdk_organizations::Client::new(config),
-            sso_admin: aws_sdk_ssoadmin::Client::new(config),
-            identity_store: aws_sdk_identitystore::Client::new(config),
-            iam: aws_sdk_iam::Client::new(config),
-            tagging: aws_sdk_resourcegroupstagging::Client::new(config),
+            sts: client!(aws_sdk_sts, config, interceptors, paced: false),
+            organizations: client!(aws_sdk_organizations, config, interceptors, paced: true),
+            sso_admin: client!(aws_sdk_ssoadmin, config, interceptors, paced: true),
+            identity_store: client!(aws_sdk_identitystore, config, interceptors, paced: false),
+            iam: client!(aws_sdk_iam, config, interceptors, paced: false),
+            tagging: client!(aws_sdk_resourcegroupstagging, config, interceptors, paced: true),
+            pacing: Arc::new(pacing),
         }
     }
 }

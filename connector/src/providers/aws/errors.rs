@@ -11,6 +11,8 @@ use crate::provider::ProviderError;
 const THROTTLING: &[&str] = &[
     "ThrottlingException",
     "Throttling",
+    // The Resource Groups Tagging API's.
+    "ThrottledException",
     "TooManyRequestsException",
     "RequestLimitExceeded",
     "SlowDown",
@@ -107,6 +109,8 @@ mod tests {
         let class = |code: &str, status: u16| classify_code(code, status, code.to_string());
         for code in [
             "ThrottlingException",
+            "Throttling",
+            "ThrottledException",
             "TooManyRequestsException",
             "SlowDown",
         ] {

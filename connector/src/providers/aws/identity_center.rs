@@ -4,14 +4,15 @@
 //! call, with no retries or pacing of its own. The SDK implements it ([`SdkIdentityCenter`]);
 //! unit tests implement it with scripted answers, because moto answers every assignment with
 //! `SUCCEEDED` at once and never with `IN_PROGRESS`, `FAILED`, a conflict or throttling. Pacing,
-//! retries and polling live above the seam, in [`super::assignments`], so the tests exercise
-//! the real logic.
+//! retries and polling live above the seam, in [`super::assignments`] and [`super::pacing`], so
+//! the tests exercise the real logic.
 
 use async_trait::async_trait;
 use aws_sdk_identitystore::types::{AlternateIdentifier, UniqueAttribute};
 use aws_sdk_ssoadmin::types::{PrincipalType, StatusValues, TargetType};
 
 use super::errors::classify;
+use super::pacing::Failure;
 use crate::provider::ProviderError;
 
 /// Why one Identity Center call failed. Conflicts are told apart because they are retried
@@ -26,6 +27,35 @@ pub(crate) enum CallError {
 impl From<ProviderError> for CallError {
     fn from(err: ProviderError) -> Self {
         CallError::Failed(err)
+    }
+}
+
+impl Failure for CallError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            CallError::Conflict(_) => true,
+            CallError::Failed(err) => err.is_retryable(),
+        }
+    }
+
+    fn is_throttling(&self) -> bool {
+        matches!(self, CallError::Failed(err) if err.is_throttling())
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            CallError::Conflict(_) => None,
+            CallError::Failed(err) => err.retry_after(),
+        }
+    }
+
+    fn into_error(self, attempts: u32) -> ProviderError {
+        match self {
+            CallError::Conflict(message) => ProviderError::transient(format!(
+                "{message} (still conflicting after {attempts} attempts)"
+            )),
+            CallError::Failed(err) => err,
+        }
     }
 }
 

@@ -16,7 +16,11 @@
 //! and region, whatever its type; the type is read from the ARN (`aws.<service>.<type>`) and the
 //! parent is the resource's account. IAM roles are listed through IAM, because the tagging API
 //! does not index them everywhere (moto does not); a role the tagging API returned is not
-//! reported twice. Service-linked roles are left out: people cannot assume them.
+//! reported twice. ListRoles carries no tags, so each role's come from ListRoleTags, one call
+//! (or more, paged) per role. Service-linked roles are left out: people cannot assume them.
+//!
+//! **Pacing.** Every Organizations, tagging and IAM call here goes through that service's
+//! [`Pacer`](super::pacing::Pacer), one page at a time, retried with backoff on throttling.
 //!
 //! **Identities.** Identity Store users, linked to Latch users by their primary email, with the
 //! Identity Store's groups and their memberships ([`identity_store`]).
@@ -33,6 +37,7 @@ use super::assignments::IdentityCenter;
 use super::clients::Clients;
 use super::errors::classify;
 use super::identity_store;
+use super::pacing::Cursor;
 use super::settings::{ACCOUNT_TYPE, AwsSettings};
 use crate::provider::{ProviderError, ResourceTypePermissions, SyncSink, SyncedResource};
 
@@ -44,6 +49,9 @@ pub(crate) const ROLE_TYPE: &str = "aws.iam.role";
 pub(crate) const PAGE: usize = 1000;
 /// Items per request to the tagging API (its maximum).
 const TAGGING_PAGE: i32 = 100;
+/// Tags per ListRoleTags request. A role has at most 50 of its own tags, so one page in
+/// production; tests ask for two at a time so that moto's paging is exercised.
+const ROLE_TAGS_PAGE: i32 = if cfg!(test) { 2 } else { 100 };
 
 /// Buffers resources into pages and announces each type's permissions with the first page
 /// that holds the type.
@@ -139,22 +147,28 @@ pub(crate) async fn sync(
 
 /// The organization's hierarchy; `false` when Organizations is not in use or not visible.
 async fn organization(clients: &Clients, pages: &mut Pages<'_>) -> Result<bool, ProviderError> {
-    let org = match clients.organizations.describe_organization().send().await {
-        Ok(out) => out.organization().cloned(),
-        Err(err)
-            if matches!(
-                err.code(),
-                Some("AWSOrganizationsNotInUseException" | "AccessDeniedException")
-            ) =>
-        {
-            tracing::info!(
-                code = err.code().unwrap_or_default(),
-                "AWS Organizations is not visible; reporting the connector's account alone"
-            );
-            return Ok(false);
-        }
-        Err(err) => return Err(classify(err, "describing the organization")),
-    };
+    let pacer = &clients.pacing.organizations;
+    let organizations = &clients.organizations;
+    let org = pacer
+        .call(|| async move {
+            match organizations.describe_organization().send().await {
+                Ok(out) => Ok(out.organization().cloned()),
+                Err(err)
+                    if matches!(
+                        err.code(),
+                        Some("AWSOrganizationsNotInUseException" | "AccessDeniedException")
+                    ) =>
+                {
+                    tracing::info!(
+                        code = err.code().unwrap_or_default(),
+                        "AWS Organizations is not visible; reporting the connector's account alone"
+                    );
+                    Ok(None)
+                }
+                Err(err) => Err(classify(err, "describing the organization")),
+            }
+        })
+        .await?;
     let Some(org) = org else {
         return Ok(false);
     };
@@ -162,9 +176,15 @@ async fn organization(clients: &Clients, pages: &mut Pages<'_>) -> Result<bool, 
     let org_id = org.id().unwrap_or_default().to_string();
 
     let mut roots = Vec::new();
-    let mut root_pages = clients.organizations.list_roots().into_paginator().send();
-    while let Some(page) = root_pages.next().await {
-        let page = page.map_err(|err| classify(err, "listing the organization's roots"))?;
+    let mut cursor = Cursor::default();
+    while !cursor.finished() {
+        let request = organizations.list_roots().set_next_token(cursor.token());
+        let page = pacer
+            .send("listing the organization's roots", || {
+                request.clone().send()
+            })
+            .await?;
+        cursor.advance(page.next_token());
         roots.extend(
             page.roots()
                 .iter()
@@ -193,14 +213,14 @@ async fn organization(clients: &Clients, pages: &mut Pages<'_>) -> Result<bool, 
         .collect();
     while let Some((parent, parent_resource)) = queue.pop_front() {
         let what = format!("listing the OUs of {parent}");
-        let mut ou_pages = clients
-            .organizations
-            .list_organizational_units_for_parent()
-            .parent_id(&parent)
-            .into_paginator()
-            .send();
-        while let Some(page) = ou_pages.next().await {
-            let page = page.map_err(|err| classify(err, &what))?;
+        let mut cursor = Cursor::default();
+        while !cursor.finished() {
+            let request = organizations
+                .list_organizational_units_for_parent()
+                .parent_id(&parent)
+                .set_next_token(cursor.token());
+            let page = pacer.send(&what, || request.clone().send()).await?;
+            cursor.advance(page.next_token());
             for ou in page.organizational_units() {
                 let (Some(id), Some(arn)) = (ou.id(), ou.arn()) else {
                     continue;
@@ -219,14 +239,14 @@ async fn organization(clients: &Clients, pages: &mut Pages<'_>) -> Result<bool, 
             }
         }
         let what = format!("listing the accounts of {parent}");
-        let mut account_pages = clients
-            .organizations
-            .list_accounts_for_parent()
-            .parent_id(&parent)
-            .into_paginator()
-            .send();
-        while let Some(page) = account_pages.next().await {
-            let page = page.map_err(|err| classify(err, &what))?;
+        let mut cursor = Cursor::default();
+        while !cursor.finished() {
+            let request = organizations
+                .list_accounts_for_parent()
+                .parent_id(&parent)
+                .set_next_token(cursor.token());
+            let page = pacer.send(&what, || request.clone().send()).await?;
+            cursor.advance(page.next_token());
             for account in page.accounts() {
                 let Some(id) = account.id() else { continue };
                 pages
@@ -249,16 +269,22 @@ async fn organization(clients: &Clients, pages: &mut Pages<'_>) -> Result<bool, 
 async fn tags(clients: &Clients, id: &str) -> Result<BTreeMap<String, String>, ProviderError> {
     let what = format!("listing the tags of {id}");
     let mut tags = BTreeMap::new();
-    let mut items = clients
-        .organizations
-        .list_tags_for_resource()
-        .resource_id(id)
-        .into_paginator()
-        .items()
-        .send();
-    while let Some(tag) = items.next().await {
-        let tag = tag.map_err(|err| classify(err, &what))?;
-        tags.insert(tag.key().to_string(), tag.value().to_string());
+    let mut cursor = Cursor::default();
+    while !cursor.finished() {
+        let request = clients
+            .organizations
+            .list_tags_for_resource()
+            .resource_id(id)
+            .set_next_token(cursor.token());
+        let page = clients
+            .pacing
+            .organizations
+            .send(&what, || request.clone().send())
+            .await?;
+        cursor.advance(page.next_token());
+        for tag in page.tags() {
+            tags.insert(tag.key().to_string(), tag.value().to_string());
+        }
     }
     Ok(tags)
 }
@@ -269,11 +295,18 @@ async fn single_account(
     account: &str,
     pages: &mut Pages<'_>,
 ) -> Result<(), ProviderError> {
-    let name = match clients.iam.list_account_aliases().send().await {
+    let aliases = clients
+        .pacing
+        .iam
+        .send("listing the account's aliases", || {
+            clients.iam.list_account_aliases().send()
+        })
+        .await;
+    let name = match aliases {
         Ok(out) => out.account_aliases().first().cloned(),
         // The alias is only a nicer name; not being allowed to read it is no reason to fail.
         Err(err) => {
-            tracing::debug!(error = %aws_sdk_iam::error::DisplayErrorContext(&err), "no account alias");
+            tracing::debug!(error = %err, "no account alias");
             None
         }
     };
@@ -355,81 +388,118 @@ async fn tagged_resources(
 ) -> Result<HashSet<String>, ProviderError> {
     let what = "listing tagged resources (tagging:GetResources)";
     let mut roles = HashSet::new();
-    let mut items = clients
-        .tagging
-        .get_resources()
-        .resources_per_page(TAGGING_PAGE)
-        .into_paginator()
-        .items()
-        .send();
-    while let Some(mapping) = items.next().await {
-        let mapping = mapping.map_err(|err| classify(err, what))?;
-        let Some(arn) = mapping.resource_arn() else {
-            continue;
-        };
-        let Some(parts) = parse_arn(arn) else {
-            tracing::debug!(arn, "skipping a resource whose ARN does not parse");
-            continue;
-        };
-        // Keys are unique per resource in AWS; a map also drops the duplicates moto returns.
-        let tags: BTreeMap<String, String> = mapping
-            .tags()
-            .iter()
-            .map(|tag| (tag.key().to_string(), tag.value().to_string()))
-            .collect();
-        if parts.resource_type == ROLE_TYPE {
-            roles.insert(arn.to_string());
-        }
-        let account = if parts.account.is_empty() {
-            own_account.to_string()
-        } else {
-            parts.account
-        };
-        pages
-            .push(SyncedResource {
-                id: arn.to_string(),
-                name: tags.get("Name").cloned().unwrap_or(parts.name),
-                resource_type: parts.resource_type,
-                parent: (!account.is_empty()).then_some(account),
-                tags,
-                owners: Vec::new(),
-            })
+    let mut cursor = Cursor::default();
+    while !cursor.finished() {
+        let request = clients
+            .tagging
+            .get_resources()
+            .resources_per_page(TAGGING_PAGE)
+            .set_pagination_token(cursor.token());
+        let page = clients
+            .pacing
+            .tagging
+            .send(what, || request.clone().send())
             .await?;
+        cursor.advance(page.pagination_token());
+        for mapping in page.resource_tag_mapping_list() {
+            let Some(arn) = mapping.resource_arn() else {
+                continue;
+            };
+            let Some(parts) = parse_arn(arn) else {
+                tracing::debug!(arn, "skipping a resource whose ARN does not parse");
+                continue;
+            };
+            // Keys are unique per resource in AWS; a map also drops the duplicates moto returns.
+            let tags: BTreeMap<String, String> = mapping
+                .tags()
+                .iter()
+                .map(|tag| (tag.key().to_string(), tag.value().to_string()))
+                .collect();
+            if parts.resource_type == ROLE_TYPE {
+                roles.insert(arn.to_string());
+            }
+            let account = if parts.account.is_empty() {
+                own_account.to_string()
+            } else {
+                parts.account
+            };
+            pages
+                .push(SyncedResource {
+                    id: arn.to_string(),
+                    name: tags.get("Name").cloned().unwrap_or(parts.name),
+                    resource_type: parts.resource_type,
+                    parent: (!account.is_empty()).then_some(account),
+                    tags,
+                    owners: Vec::new(),
+                })
+                .await?;
+        }
     }
     Ok(roles)
 }
 
-/// IAM roles people can assume, except those the tagging API already reported.
+/// IAM roles people can assume, with their tags, except those the tagging API already
+/// reported.
 async fn roles(
     clients: &Clients,
     already: &HashSet<String>,
     pages: &mut Pages<'_>,
 ) -> Result<(), ProviderError> {
-    let what = "listing IAM roles";
-    let mut items = clients.iam.list_roles().into_paginator().items().send();
-    while let Some(role) = items.next().await {
-        let role = role.map_err(|err| classify(err, what))?;
-        if already.contains(role.arn()) || role.path().starts_with("/aws-service-role/") {
-            continue;
-        }
-        let account = parse_arn(role.arn()).map(|parts| parts.account);
-        pages
-            .push(SyncedResource {
-                id: role.arn().to_string(),
-                resource_type: ROLE_TYPE.into(),
-                name: role.role_name().to_string(),
-                parent: account.filter(|a| !a.is_empty()),
-                // ListRoles carries no tags; they would cost one ListRoleTags call per role.
-                tags: role
-                    .tags()
-                    .iter()
-                    .map(|tag| (tag.key().to_string(), tag.value().to_string()))
-                    .collect(),
-                owners: Vec::new(),
-            })
+    let mut cursor = Cursor::default();
+    while !cursor.finished() {
+        let request = clients.iam.list_roles().set_marker(cursor.token());
+        let page = clients
+            .pacing
+            .iam
+            .send("listing IAM roles", || request.clone().send())
             .await?;
+        cursor.advance(page.is_truncated().then_some(page.marker()).flatten());
+        for role in page.roles() {
+            if already.contains(role.arn()) || role.path().starts_with("/aws-service-role/") {
+                continue;
+            }
+            let account = parse_arn(role.arn()).map(|parts| parts.account);
+            pages
+                .push(SyncedResource {
+                    id: role.arn().to_string(),
+                    resource_type: ROLE_TYPE.into(),
+                    name: role.role_name().to_string(),
+                    parent: account.filter(|a| !a.is_empty()),
+                    tags: role_tags(clients, role.role_name()).await?,
+                    owners: Vec::new(),
+                })
+                .await?;
+        }
     }
     Ok(())
+}
+
+/// The tags of one IAM role, every page of them.
+async fn role_tags(
+    clients: &Clients,
+    role_name: &str,
+) -> Result<BTreeMap<String, String>, ProviderError> {
+    let what = format!("listing the tags of IAM role {role_name}");
+    let mut tags = BTreeMap::new();
+    let mut cursor = Cursor::default();
+    while !cursor.finished() {
+        let request = clients
+            .iam
+            .list_role_tags()
+            .role_name(role_name)
+            .max_items(ROLE_TAGS_PAGE)
+            .set_marker(cursor.token());
+        let page = clients
+            .pacing
+            .iam
+            .send(&what, || request.clone().send())
+            .await?;
+        cursor.advance(page.is_truncated().then_some(page.marker()).flatten());
+        for tag in page.tags() {
+            tags.insert(tag.key().to_string(), tag.value().to_string());
+        }
+    }
+    Ok(tags)
 }
 
 #[cfg(test)]

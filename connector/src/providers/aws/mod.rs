@@ -23,21 +23,25 @@
 //!   role's sessions issued before the revoke (`aws:TokenIssueTime`), because those sessions
 //!   would otherwise outlive it.
 //!
-//! **Limits.** Identity Center calls are paced at 20 per second with at most 10 assignment
-//! operations in flight, and retried with backoff on throttling and conflicts. Every SDK call
-//! also has the SDK's standard retry (4 attempts, exponential backoff with jitter).
+//! **Limits** ([`pacing`]). Identity Center calls are paced at 20 per second with at most 10
+//! assignment operations in flight; the inventory's Organizations calls at 5 per second, its
+//! tagging API calls at 15 and its IAM reads at 10. All of them are retried by the same code,
+//! with backoff on throttling (and, for Identity Center, on conflicts); each sync logs the
+//! calls made per service during it and how many were throttled.
 //!
 //! **Testing.** `tests.rs` runs against the moto emulator (`scripts/moto.sh`); each test works
 //! in its own random account by assuming a role there, so tests run in parallel. One test turns
 //! on moto's IAM enforcement and checks with the user's own keys that access is denied before
 //! the grant, allowed during it and denied after; it holds a lock the others share, because
 //! enforcement is global. What moto does not model (asynchronous status, conflicts, throttling)
-//! is unit-tested in [`assignments`]. The issue's benchmark is an ignored test there too.
+//! is unit-tested in [`assignments`] and [`pacing`]; throttling in the middle of a sync is
+//! injected into moto's answers by an SDK interceptor. The issue's benchmark is an ignored
+//! test (`tests::bench`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_sts::config::Credentials;
+use aws_sdk_sts::config::{Credentials, SharedInterceptor};
 use tokio::sync::OnceCell;
 
 use crate::config::IntegrationConfig;
@@ -51,6 +55,7 @@ pub(crate) mod errors;
 pub(crate) mod identity_center;
 pub(crate) mod identity_store;
 pub(crate) mod inventory;
+pub(crate) mod pacing;
 pub(crate) mod policies;
 pub(crate) mod settings;
 #[cfg(test)]
@@ -59,6 +64,7 @@ mod tests;
 use assignments::{IdentityCenter, Timing};
 use clients::Clients;
 use identity_center::SdkIdentityCenter;
+use pacing::{Counts, Pacing};
 use settings::{ACCOUNT_TYPE, AwsSettings};
 
 /// Registers the `aws` kind.
@@ -77,11 +83,30 @@ struct Connected {
     identity_center: IdentityCenter,
 }
 
+impl Connected {
+    /// The calls made so far, per paced service.
+    fn counts(&self) -> Vec<(&'static str, Counts)> {
+        let mut counts: Vec<_> = self
+            .clients
+            .pacing
+            .pacers()
+            .iter()
+            .map(|pacer| (pacer.service(), pacer.counts()))
+            .collect();
+        counts.push(self.identity_center.counts());
+        counts
+    }
+}
+
 /// The `aws` provider for one integration.
 pub(crate) struct AwsProvider {
     settings: AwsSettings,
     /// Replaces the standard credential chain; tests only.
     base_credentials: Option<Credentials>,
+    /// On every client; tests only (they count requests and inject throttling).
+    interceptors: Vec<SharedInterceptor>,
+    /// No pacing at all; the benchmark's baseline only.
+    unpaced: bool,
     connected: OnceCell<Connected>,
 }
 
@@ -99,6 +124,8 @@ impl AwsProvider {
         Self {
             settings,
             base_credentials: None,
+            interceptors: Vec::new(),
+            unpaced: false,
             connected: OnceCell::new(),
         }
     }
@@ -112,18 +139,39 @@ impl AwsProvider {
         }
     }
 
+    /// The same provider with `interceptor` on every client.
+    #[cfg(test)]
+    pub(crate) fn intercepted(mut self, interceptor: SharedInterceptor) -> Self {
+        self.interceptors.push(interceptor);
+        self
+    }
+
+    /// The same provider without pacing, to measure what the pacing costs.
+    #[cfg(test)]
+    pub(crate) fn unpaced(mut self) -> Self {
+        self.unpaced = true;
+        self
+    }
+
     async fn connected(&self) -> &Connected {
         self.connected
             .get_or_init(|| async {
                 let config =
                     clients::load_config(&self.settings, self.base_credentials.clone()).await;
-                let clients = Clients::new(&config);
+                let mut timing = Timing::default();
+                let pacing = if self.unpaced {
+                    timing.quota = pacing::Quota::UNLIMITED;
+                    Pacing::unlimited()
+                } else {
+                    Pacing::published()
+                };
+                let clients = Clients::build(&config, pacing, &self.interceptors);
                 let api = SdkIdentityCenter {
                     sso_admin: clients.sso_admin.clone(),
                     identity_store: clients.identity_store.clone(),
                 };
                 Connected {
-                    identity_center: IdentityCenter::new(Arc::new(api), Timing::default()),
+                    identity_center: IdentityCenter::new(Arc::new(api), timing),
                     clients,
                 }
             })
@@ -148,13 +196,24 @@ impl Provider for AwsProvider {
 
     async fn sync(&self, sink: &mut dyn SyncSink) -> Result<(), ProviderError> {
         let connected = self.connected().await;
-        inventory::sync(
+        let before = connected.counts();
+        let synced = inventory::sync(
             &connected.clients,
             &connected.identity_center,
             &self.settings,
             sink,
         )
-        .await
+        .await;
+        for ((service, after), (_, before)) in connected.counts().into_iter().zip(before) {
+            let made = after.since(before);
+            tracing::info!(
+                service,
+                calls = made.attempts,
+                throttled = made.throttled,
+                "aws calls during the sync"
+            );
+        }
+        synced
     }
 
     async fn grant(&self, grant: &GrantSpec) -> Result<Granted, ProviderError> {

@@ -5,6 +5,12 @@
 //! `assume_role_arn` does: moto keeps state per account, so the tests run in parallel and never
 //! reset the server. Seeding goes through the same SDK config, plus a few raw requests for S3
 //! and EC2, whose SDK crates the connector does not otherwise need.
+//!
+//! [`call_log`] counts the provider's requests and injects throttling; [`bench`] is the issue's
+//! benchmark (ignored unless asked for).
+
+mod bench;
+mod call_log;
 
 use std::collections::BTreeMap;
 
@@ -13,6 +19,7 @@ use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use self::call_log::{CallLog, most_within};
 use super::AwsProvider;
 use super::clients::{Clients, load_config};
 use super::inventory::{ORGANIZATION_TYPE, OU_TYPE, ROLE_TYPE};
@@ -315,6 +322,34 @@ async fn add_member(admin: &Clients, store: &str, group: &str, user: &str) {
         .expect("CreateGroupMembership");
 }
 
+/// An IAM role anyone may assume, with `tags`; returns its ARN.
+async fn role(admin: &Clients, name: &str, role_tags: &[(&str, &str)]) -> String {
+    let mut request = admin
+        .iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#,
+        );
+    for (key, value) in role_tags {
+        request = request.tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(*key)
+                .value(*value)
+                .build()
+                .expect("tag"),
+        );
+    }
+    request
+        .send()
+        .await
+        .expect("CreateRole")
+        .role()
+        .expect("role")
+        .arn()
+        .to_string()
+}
+
 #[test]
 fn the_shipped_registry_builds_aws_integrations() {
     let registry = ProviderRegistry::shipped();
@@ -441,16 +476,17 @@ async fn sync_reports_the_organization_permission_sets_resources_and_users() {
         )
         .await;
     assert_eq!(status, 200, "RunInstances: {body}");
-    admin
-        .iam
-        .create_role()
-        .role_name("deployer")
-        .assume_role_policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#,
-        )
-        .send()
-        .await
-        .expect("CreateRole");
+    // Three tags: two ListRoleTags pages at the tests' page size of two.
+    role(
+        admin,
+        "deployer",
+        &[
+            ("team", "platform"),
+            ("env", "prod"),
+            ("owner", "ops@example.com"),
+        ],
+    )
+    .await;
 
     let mut sink = CollectingSink::default();
     account.provider.sync(&mut sink).await.expect("sync");
@@ -503,6 +539,14 @@ async fn sync_reports_the_organization_permission_sets_resources_and_users() {
     assert_eq!(
         role.id,
         format!("arn:aws:iam::{}:role/deployer", account.id)
+    );
+    assert_eq!(
+        role.tags,
+        tags(&[
+            ("team", "platform"),
+            ("env", "prod"),
+            ("owner", "ops@example.com")
+        ])
     );
     assert_eq!(sink.permissions_of(ROLE_TYPE), ["assume", "read", "write"]);
     // Nothing twice.
@@ -604,6 +648,148 @@ async fn without_an_organization_the_account_alone_is_reported() {
         sink.resources
     );
     assert!(sink.permissions_of(ACCOUNT_TYPE).is_empty());
+}
+
+/// moto never throttles, so the interceptor answers the first attempt of every Organizations
+/// and tagging call, and every third IAM request, with the service's own throttling error. The sync still
+/// reports exactly what an unthrottled sync of the same account reports, the pacers counted
+/// the throttled attempts, and Organizations requests, retries included, stayed at 5 a second.
+#[tokio::test]
+async fn a_throttled_sync_backs_off_retries_and_loses_nothing() {
+    let account = Account::new().await;
+    let admin = &account.admin;
+    admin
+        .organizations
+        .create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .expect("CreateOrganization");
+    let roots = admin
+        .organizations
+        .list_roots()
+        .send()
+        .await
+        .expect("ListRoots");
+    let root = roots.roots()[0].id().expect("root id").to_string();
+    let ou = admin
+        .organizations
+        .create_organizational_unit()
+        .parent_id(&root)
+        .name("Workloads")
+        .tags(org_tag("env", "prod"))
+        .send()
+        .await
+        .expect("CreateOrganizationalUnit");
+    let ou = ou.organizational_unit().expect("ou");
+    for name in ["billing", "search"] {
+        let created = admin
+            .organizations
+            .create_account()
+            .email(format!("{name}@example.com"))
+            .account_name(name)
+            .tags(org_tag("team", name))
+            .send()
+            .await
+            .expect("CreateAccount");
+        let id = created
+            .create_account_status()
+            .and_then(|s| s.account_id())
+            .expect("account id")
+            .to_string();
+        admin
+            .organizations
+            .move_account()
+            .account_id(&id)
+            .source_parent_id(&root)
+            .destination_parent_id(ou.id().expect("id"))
+            .send()
+            .await
+            .expect("MoveAccount");
+    }
+    for i in 0..3 {
+        account
+            .bucket(&format!("data-{i}-{}", account.id), &[("env", "dev")])
+            .await;
+    }
+    let oncall = role(
+        admin,
+        "oncall",
+        &[("team", "sre"), ("env", "prod"), ("tier", "1")],
+    )
+    .await;
+
+    let mut plain = CollectingSink::default();
+    account.provider.sync(&mut plain).await.expect("sync");
+
+    let log = CallLog::default();
+    log.throttle_every("organizations", 2);
+    log.throttle_every("tagging", 2);
+    log.throttle_every("iam", 3);
+    let throttled =
+        AwsProvider::with_credentials(settings_for(&account.id, ""), testing_credentials())
+            .intercepted(log.interceptor());
+    let mut sink = CollectingSink::default();
+    throttled
+        .sync(&mut sink)
+        .await
+        .expect("sync despite throttling");
+
+    let sorted = |sink: &CollectingSink| {
+        let mut resources: Vec<_> = sink
+            .resources
+            .iter()
+            .map(|r| (r.id.clone(), r.parent.clone(), r.tags.clone()))
+            .collect();
+        resources.sort();
+        resources
+    };
+    assert_eq!(sorted(&sink), sorted(&plain));
+    assert_eq!(
+        sink.resource(ou.arn().expect("arn")).tags,
+        tags(&[("env", "prod")])
+    );
+    assert_eq!(
+        sink.resource(&oncall).tags,
+        tags(&[("team", "sre"), ("env", "prod"), ("tier", "1")])
+    );
+    assert_eq!(
+        sink.resources
+            .iter()
+            .filter(|r| r.resource_type == "aws.s3.bucket")
+            .count(),
+        3
+    );
+
+    let injected = log.throttled();
+    for service in ["organizations", "tagging", "iam"] {
+        assert!(
+            injected.iter().any(|call| call.service == service),
+            "no {service} request was throttled: {:?}",
+            log.counts()
+        );
+    }
+    // Organizations and tagging have the SDK's retries off: each throttled answer is one the
+    // pacer saw and retried. (IAM's are retried by the SDK first.)
+    let connected = throttled.connected().await;
+    let pacing = &connected.clients.pacing;
+    for pacer in [&pacing.organizations, &pacing.tagging] {
+        let counts = pacer.counts();
+        let service = pacer.service();
+        let injected = injected.iter().filter(|c| c.service == service).count() as u64;
+        assert_eq!(counts.throttled, injected, "{service}: {counts:?}");
+        assert_eq!(
+            counts.attempts,
+            log.counts()[service] as u64,
+            "{service}: every request is a paced attempt"
+        );
+    }
+    let organizations = log.times("organizations");
+    let busiest = most_within(&organizations, std::time::Duration::from_secs(1));
+    assert!(
+        busiest <= 6,
+        "{busiest} Organizations requests within one second (quota 5, evenly spaced)"
+    );
 }
 
 fn account_grant(account: &str, permission: &str, email: &str) -> GrantSpec {
@@ -1034,175 +1220,4 @@ async fn revoking_a_role_grant_ends_the_sessions_issued_before_it() {
         .await
         .expect("ListUserPolicies");
     assert!(listed.policy_names().is_empty(), "{listed:?}");
-}
-
-/// The issue's benchmark: a sync of an organization with 500 accounts in 10 OUs, 50 permission
-/// sets and 20,000 tagged resources (EC2 instances, which moto makes 500 per call), in moto.
-/// Seeding takes long (moto's RunInstances slows down as an account fills: 500 instances take 6 s
-/// at first and a minute past 10,000), so it runs only when asked, and
-/// `LATCH_BENCH_RESOURCES` (a multiple of 500) makes it smaller:
-/// `cargo test -p latch-connector --lib providers::aws::tests::bench -- --ignored --nocapture`.
-/// Restart moto afterwards (`scripts/moto.sh stop`, then `start`): with 500 more accounts, every
-/// later AssumeRole with the fake base key makes moto visit them all (see the comment below),
-/// and the other tests time out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: seeds 20,000 resources into moto for minutes; run with --ignored"]
-async fn bench_sync_500_accounts_50_permission_sets_20000_resources() {
-    use std::sync::Arc;
-    use std::time::Instant;
-
-    use tokio::task::JoinSet;
-
-    const ACCOUNTS: usize = 500;
-    const OUS: usize = 10;
-    const PERMISSION_SETS: usize = 50;
-    const PER_CALL: usize = 500;
-    let resources: usize = std::env::var("LATCH_BENCH_RESOURCES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(20_000);
-
-    let account = Arc::new(Account::new().await);
-    let admin = &account.admin;
-    // The provider assumes its role now, before the 500 accounts exist: moto resolves the base
-    // key of an AssumeRole by visiting every account's IAM backend, each of which loads the
-    // 1,582 AWS-managed policies on first visit (minutes and gigabytes for 500 accounts). The
-    // assumed credentials are cached for the whole sync.
-    account.provider.health_check().await.expect("healthy");
-    let seeding = Instant::now();
-    admin
-        .organizations
-        .create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await
-        .expect("CreateOrganization");
-    let roots = admin
-        .organizations
-        .list_roots()
-        .send()
-        .await
-        .expect("ListRoots");
-    let root = roots.roots()[0].id().expect("root").to_string();
-    let mut ous = Vec::new();
-    for i in 0..OUS {
-        let ou = admin
-            .organizations
-            .create_organizational_unit()
-            .parent_id(&root)
-            .name(format!("ou-{i}"))
-            .tags(org_tag("index", &i.to_string()))
-            .send()
-            .await
-            .expect("CreateOrganizationalUnit");
-        ous.push(
-            ou.organizational_unit()
-                .and_then(|o| o.id())
-                .expect("id")
-                .to_string(),
-        );
-    }
-    let ous = Arc::new(ous);
-    let (instance_arn, _) = instance(admin).await;
-
-    // A few calls at a time: moto serves them in parallel threads.
-    let mut tasks = JoinSet::new();
-    for worker in 0..4 {
-        let (account, ous, root) = (account.clone(), ous.clone(), root.clone());
-        tasks.spawn(async move {
-            for i in (worker..ACCOUNTS).step_by(4) {
-                let created = account
-                    .admin
-                    .organizations
-                    .create_account()
-                    .email(format!("acct-{i}@example.com"))
-                    .account_name(format!("acct-{i}"))
-                    .tags(org_tag("env", if i % 2 == 0 { "prod" } else { "dev" }))
-                    .send()
-                    .await
-                    .expect("CreateAccount");
-                let id = created
-                    .create_account_status()
-                    .and_then(|s| s.account_id())
-                    .expect("account id")
-                    .to_string();
-                account
-                    .admin
-                    .organizations
-                    .move_account()
-                    .account_id(&id)
-                    .source_parent_id(&root)
-                    .destination_parent_id(&ous[i % ous.len()])
-                    .send()
-                    .await
-                    .expect("MoveAccount");
-            }
-        });
-    }
-    for worker in 0..2 {
-        let (account, instance_arn) = (account.clone(), instance_arn.clone());
-        tasks.spawn(async move {
-            for i in (worker..PERMISSION_SETS).step_by(2) {
-                permission_set(&account.admin, &instance_arn, &format!("Set{i:02}")).await;
-            }
-        });
-    }
-    for worker in 0..2 {
-        let account = account.clone();
-        tasks.spawn(async move {
-            for batch in (worker..resources / PER_CALL).step_by(2) {
-                let body = format!(
-                    "Action=RunInstances&Version=2016-11-15&ImageId=ami-12c6146b\
-                     &MinCount={PER_CALL}&MaxCount={PER_CALL}\
-                     &TagSpecification.1.ResourceType=instance\
-                     &TagSpecification.1.Tag.1.Key=batch&TagSpecification.1.Tag.1.Value={batch}\
-                     &TagSpecification.1.Tag.2.Key=env&TagSpecification.1.Tag.2.Value=bench"
-                );
-                let (status, text) = account
-                    .raw(
-                        "POST",
-                        "/",
-                        "ec2",
-                        "application/x-www-form-urlencoded",
-                        &body,
-                    )
-                    .await;
-                assert_eq!(status, 200, "RunInstances: {text}");
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("seeding task");
-    }
-    let seeded = seeding.elapsed();
-
-    let mut sink = CollectingSink::default();
-    let started = Instant::now();
-    account.provider.sync(&mut sink).await.expect("sync");
-    let took = started.elapsed();
-
-    let count = |kind: &str| {
-        sink.resources
-            .iter()
-            .filter(|r| r.resource_type == kind)
-            .count()
-    };
-    assert_eq!(
-        count(ACCOUNT_TYPE),
-        ACCOUNTS + 1,
-        "the accounts and the management account"
-    );
-    assert_eq!(count(OU_TYPE), OUS);
-    assert_eq!(count("aws.ec2.instance"), resources / PER_CALL * PER_CALL);
-    assert_eq!(sink.permissions_of(ACCOUNT_TYPE).len(), PERMISSION_SETS);
-    assert!(sink.pages.iter().all(|&n| n <= 1000), "{:?}", sink.pages);
-    println!(
-        "bench: {ACCOUNTS} accounts, {OUS} OUs, {PERMISSION_SETS} permission sets, {resources} \
-         instances seeded in {seeded:.1?}; sync of {} resources and {} identities in {} pages \
-         took {took:.1?} ({:.0} resources/s)",
-        sink.resources.len(),
-        sink.identities.len(),
-        sink.pages.len(),
-        sink.resources.len() as f64 / took.as_secs_f64()
-    );
 }
