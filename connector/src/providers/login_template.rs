@@ -5,6 +5,22 @@
 /// The placeholders a template may use.
 const PLACEHOLDERS: &[&str] = &["local", "email"];
 
+/// The template configured under `field` in an integration's settings, checked, or `{local}` when
+/// it is not set. Problems go to `problems` (and `{local}` is returned in their place).
+pub(crate) fn setting(settings: &toml::Table, field: &str, problems: &mut Vec<String>) -> String {
+    match settings.get(field) {
+        None => "{local}".to_string(),
+        Some(toml::Value::String(text)) => {
+            check(field, text, problems);
+            text.clone()
+        }
+        Some(other) => {
+            problems.push(format!("{field} {other} must be a string"));
+            "{local}".to_string()
+        }
+    }
+}
+
 /// Reports an empty template and `{name}` placeholders other than `{local}` and `{email}`,
 /// naming `field` and the template.
 pub(crate) fn check(field: &str, template: &str, problems: &mut Vec<String>) {

@@ -131,17 +131,8 @@ impl AwsSettings {
             }
         };
 
-        let iam_user_template = match settings.get("iam_user_template") {
-            None => "{local}".to_string(),
-            Some(toml::Value::String(text)) => {
-                login_template::check("iam_user_template", text, &mut problems);
-                text.clone()
-            }
-            Some(other) => {
-                problems.push(format!("iam_user_template {other} must be a string"));
-                "{local}".to_string()
-            }
-        };
+        let iam_user_template =
+            login_template::setting(settings, "iam_user_template", &mut problems);
 
         let policy_templates = match settings.get("policy_templates") {
             None => BTreeMap::new(),

@@ -228,17 +228,7 @@ impl DatabaseSettings {
             }
         };
 
-        let role_template = match settings.get("role_template") {
-            None => "{local}".to_string(),
-            Some(toml::Value::String(text)) => {
-                login_template::check("role_template", text, &mut problems);
-                text.clone()
-            }
-            Some(other) => {
-                problems.push(format!("role_template {other} must be a string"));
-                "{local}".to_string()
-            }
-        };
+        let role_template = login_template::setting(settings, "role_template", &mut problems);
 
         let tag_rules = match settings.get("tag_rules") {
             None => Vec::new(),
