@@ -23,6 +23,7 @@ mod backoff;
 mod cert;
 mod cli;
 mod config;
+mod digest_pages;
 mod enroll;
 mod error;
 mod executor;

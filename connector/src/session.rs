@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use latch_proto::connector_protocol::PROTOCOL_VERSION;
+use latch_proto::connector_protocol::{DIGEST_PAGES, MAX_PROTOCOL, MIN_PROTOCOL};
 use latch_proto::v1 as pb;
 use latch_proto::v1::connector_service_client::ConnectorServiceClient;
 use latch_proto::v1::open_stream_request::Message as Up;
@@ -18,6 +18,7 @@ use tonic::codec::Streaming;
 use tracing::Instrument;
 
 use crate::cert;
+use crate::digest_pages::AnswerRoutes;
 use crate::executor::SyncOrder;
 use crate::provider::Capability;
 use crate::runtime::{Context, Integration};
@@ -75,6 +76,8 @@ struct Stream {
     renew_at: Instant,
     pending_key: Option<KeyPair>,
     syncs: JoinSet<(String, Instant, bool)>,
+    /// With protocol 2, where the answers to the syncs' digest pages go.
+    answers: Option<AnswerRoutes>,
 }
 
 /// Dials, says `Hello` and waits for `Welcome`.
@@ -127,9 +130,9 @@ async fn open(context: &Arc<Context>) -> Result<Stream, String> {
                 humantime::format_duration(WELCOME_TIMEOUT)
             )
         })??;
-    if welcome.protocol != PROTOCOL_VERSION {
+    if !(MIN_PROTOCOL..=MAX_PROTOCOL).contains(&welcome.protocol) {
         return Err(format!(
-            "the server chose protocol {}; this connector speaks {PROTOCOL_VERSION}",
+            "the server chose protocol {}; this connector speaks {MIN_PROTOCOL}..={MAX_PROTOCOL}",
             welcome.protocol
         ));
     }
@@ -142,6 +145,7 @@ async fn open(context: &Arc<Context>) -> Result<Stream, String> {
     let heartbeat = heartbeat_interval(welcome.heartbeat_interval);
     tracing::info!(
         server_version = %welcome.server_version,
+        protocol = welcome.protocol,
         heartbeat_secs = heartbeat.as_secs_f64(),
         "stream open"
     );
@@ -153,6 +157,7 @@ async fn open(context: &Arc<Context>) -> Result<Stream, String> {
         renew_at,
         pending_key: None,
         syncs: JoinSet::new(),
+        answers: (welcome.protocol >= DIGEST_PAGES).then(AnswerRoutes::default),
     })
 }
 
@@ -260,6 +265,12 @@ impl Stream {
                     goodbye.reason
                 )));
             }
+            Some(Down::ResourcesWanted(wanted)) => match &self.answers {
+                Some(routes) => routes.deliver(wanted),
+                None => {
+                    tracing::debug!("ignoring resources wanted: this stream has no digest pages")
+                }
+            },
             Some(Down::Heartbeat(_)) => {}
             Some(Down::Welcome(_)) => tracing::debug!("ignoring a second welcome"),
             None => tracing::debug!("ignoring an empty message"),
@@ -306,6 +317,7 @@ impl Stream {
         guard: Option<tokio::sync::OwnedMutexGuard<()>>,
     ) {
         let outbound = self.outbound.clone();
+        let answers = self.answers.clone();
         self.syncs.spawn(
             async move {
                 let _guard = match guard {
@@ -314,7 +326,7 @@ impl Stream {
                 };
                 let started = Instant::now();
                 let name = integration.name.clone();
-                let completed = full_sync(integration, outbound, command_id).await;
+                let completed = full_sync(integration, outbound, command_id, answers).await;
                 (name, started, completed)
             }
             .in_current_span(),
@@ -449,8 +461,8 @@ fn up(message: Up) -> pb::OpenStreamRequest {
 
 fn hello(context: &Context) -> pb::Hello {
     pb::Hello {
-        min_protocol: PROTOCOL_VERSION,
-        max_protocol: PROTOCOL_VERSION,
+        min_protocol: MIN_PROTOCOL,
+        max_protocol: MAX_PROTOCOL,
         version: env!("CARGO_PKG_VERSION").to_string(),
         integrations: context
             .integrations

@@ -1,7 +1,8 @@
 //! Inventory sync: a provider pushes pages into a [`ChannelSink`], which sends each page into the
 //! stream's bounded outbound channel before it returns. A provider paging through a million
 //! resources therefore waits for the control plane to take each page and never holds more than
-//! one: memory stays bounded whatever the inventory's size.
+//! a few: memory stays bounded whatever the inventory's size. With protocol 2 the pages go as
+//! digests first (`digest_pages`).
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use latch_proto::v1::open_stream_request::Message as Up;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::digest_pages::{AnswerRoutes, DigestPages};
 use crate::provider::{
     Capability, ProviderError, ResourceTypePermissions, SyncSink, SyncedGroup, SyncedIdentity,
     SyncedMembership, SyncedResource,
@@ -26,6 +28,8 @@ pub(crate) struct ChannelSink {
     sync_id: String,
     integration: String,
     with_identities: bool,
+    /// Set when the stream speaks protocol 2: resources go as digest pages first.
+    digest_pages: Option<DigestPages>,
     resource_count: u64,
     identity_count: u64,
     group_count: u64,
@@ -43,6 +47,7 @@ impl ChannelSink {
             sync_id,
             integration,
             with_identities,
+            digest_pages: None,
             resource_count: 0,
             identity_count: 0,
             group_count: 0,
@@ -76,6 +81,80 @@ impl ChannelSink {
         Ok(sent)
     }
 
+    /// Sends resources as digest pages first (protocol 2), answers routed from `answers`.
+    pub(crate) fn with_digest_pages(mut self, pages: DigestPages) -> Self {
+        self.digest_pages = Some(pages);
+        self
+    }
+
+    /// A page of resources, as they are (`digest_page` 0) or as a digest page.
+    async fn send_page(
+        &mut self,
+        resources: Vec<pb::SyncedResource>,
+        permissions: Vec<pb::ResourceTypePermissions>,
+    ) -> Result<(), ProviderError> {
+        let mut page = pb::InventoryPage {
+            sync_id: self.sync_id.clone(),
+            integration: self.integration.clone(),
+            full: true,
+            permissions,
+            ..pb::InventoryPage::default()
+        };
+        // Taken out while answers are waited for: `send_wanted` needs the sink too.
+        if let Some(mut pages) = self.digest_pages.take() {
+            // Answers that came are acted on at once; a full window waits for one.
+            loop {
+                let wanted = match pages.ready_answer()? {
+                    Some(wanted) => wanted,
+                    None if pages.has_room() => break,
+                    None => pages.next_answer().await?,
+                };
+                self.send_wanted(wanted).await?;
+            }
+            let mut resources = resources;
+            if pages.next_in_full() {
+                DigestPages::give_digests(&mut resources);
+                page.resources = resources;
+            } else {
+                (page.digest_page, page.digests) = pages.hold(resources);
+            }
+            self.digest_pages = Some(pages);
+        } else {
+            page.resources = resources;
+        }
+        self.send(Up::InventoryPage(page)).await
+    }
+
+    /// Sends in full what an answer asked for.
+    async fn send_wanted(&self, wanted: Vec<pb::SyncedResource>) -> Result<(), ProviderError> {
+        let mut wanted = wanted.into_iter().peekable();
+        while wanted.peek().is_some() {
+            self.send(Up::InventoryPage(pb::InventoryPage {
+                sync_id: self.sync_id.clone(),
+                integration: self.integration.clone(),
+                full: true,
+                resources: wanted.by_ref().take(PAGE_SIZE).collect(),
+                ..pb::InventoryPage::default()
+            }))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the answers to every digest page and sends what they ask for: after this the
+    /// control plane has all it asked for, and `SyncDone` may follow.
+    pub(crate) async fn finish(&mut self) -> Result<(), ProviderError> {
+        let Some(mut pages) = self.digest_pages.take() else {
+            return Ok(());
+        };
+        while pages.waiting() {
+            let wanted = pages.next_answer().await?;
+            self.send_wanted(wanted).await?;
+        }
+        self.digest_pages = Some(pages);
+        Ok(())
+    }
+
     async fn send(&self, message: Up) -> Result<(), ProviderError> {
         self.outbound
             .send(pb::OpenStreamRequest {
@@ -100,14 +179,8 @@ impl SyncSink for ChannelSink {
         while resources.peek().is_some() || !permissions.is_empty() {
             let chunk: Vec<pb::SyncedResource> = resources.by_ref().take(PAGE_SIZE).collect();
             self.resource_count += chunk.len() as u64;
-            self.send(Up::InventoryPage(pb::InventoryPage {
-                sync_id: self.sync_id.clone(),
-                integration: self.integration.clone(),
-                full: true,
-                resources: chunk,
-                permissions: std::mem::take(&mut permissions),
-            }))
-            .await?;
+            self.send_page(chunk, std::mem::take(&mut permissions))
+                .await?;
         }
         Ok(())
     }
@@ -145,6 +218,7 @@ pub(crate) async fn full_sync(
     integration: Arc<Integration>,
     outbound: mpsc::Sender<pb::OpenStreamRequest>,
     command_id: Option<String>,
+    answers: Option<AnswerRoutes>,
 ) -> bool {
     let sync_id = uuid::Uuid::now_v7().to_string();
     let span = tracing::info_span!("sync", integration = %integration.name, %sync_id);
@@ -157,8 +231,14 @@ pub(crate) async fn full_sync(
             integration.name.clone(),
             integration.capabilities.contains(&Capability::Identities),
         );
+        if let Some(routes) = &answers {
+            sink = sink.with_digest_pages(DigestPages::new(routes.open(&sync_id)));
+        }
         integration.limiter.acquire().await;
-        let result = integration.provider.sync(&mut sink).await;
+        let mut result = integration.provider.sync(&mut sink).await;
+        if result.is_ok() {
+            result = sink.finish().await;
+        }
         let resource_count = sink.resource_count;
         let error = match &result {
             Ok(()) => {
@@ -200,6 +280,7 @@ fn resource_to_proto(resource: SyncedResource) -> pb::SyncedResource {
         parent: resource.parent.unwrap_or_default(),
         tags: resource.tags,
         owners: resource.owners,
+        digest: String::new(),
     }
 }
 
@@ -276,6 +357,79 @@ mod tests {
         assert_eq!(sizes, [1000, 1000, 500]);
         assert_eq!(permissions_seen, [1, 0, 0]);
         assert_eq!(pushing.await.expect("join"), 2500);
+    }
+
+    #[tokio::test]
+    async fn digest_pages_are_held_until_answered_and_only_wanted_resources_follow_in_full() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let routes = AnswerRoutes::default();
+        let mut sink = ChannelSink::new(tx, "s1".into(), "fake".into(), true)
+            .with_digest_pages(DigestPages::new(routes.open("s1")));
+        let pushing = tokio::spawn(async move {
+            let page: Vec<SyncedResource> = (0..2500).map(resource).collect();
+            sink.resources(page, Vec::new()).await.expect("send");
+            sink.finish().await.expect("finish");
+            sink.resource_count
+        });
+        // The control plane's part: answer each digest page wanting its first resource.
+        let mut digest_pages = Vec::new();
+        let mut sent_in_full = Vec::new();
+        while let Some(message) = rx.recv().await.and_then(|m| m.message) {
+            let Up::InventoryPage(page) = message else {
+                panic!("{message:?}")
+            };
+            if page.digest_page == 0 {
+                assert!(page.digests.is_empty());
+                sent_in_full.extend(page.resources);
+                continue;
+            }
+            assert!(
+                page.resources.is_empty(),
+                "a digest page carries no resources"
+            );
+            digest_pages.push((page.digest_page, page.digests.len()));
+            routes.deliver(pb::ResourcesWanted {
+                sync_id: "s1".into(),
+                digest_pages: vec![page.digest_page],
+                ids: vec![page.digests[0].id.clone(), "not-in-the-page".into()],
+            });
+        }
+        assert_eq!(digest_pages, [(1, 1000), (2, 1000), (3, 500)]);
+        let ids: Vec<&str> = sent_in_full.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["r0", "r1000", "r2000"]);
+        assert!(sent_in_full.iter().all(|r| r.digest.len() == 64));
+        assert_eq!(pushing.await.expect("join"), 2500);
+    }
+
+    #[tokio::test]
+    async fn a_sync_waits_when_its_window_of_digest_pages_is_full() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let routes = AnswerRoutes::default();
+        let mut sink = ChannelSink::new(tx, "s1".into(), "fake".into(), true)
+            .with_digest_pages(DigestPages::new(routes.open("s1")));
+        let pages = crate::digest_pages::WINDOW + 1;
+        let pushing = tokio::spawn(async move {
+            let page: Vec<SyncedResource> = (0..pages * PAGE_SIZE).map(resource).collect();
+            sink.resources(page, Vec::new()).await
+        });
+        let mut received = 0;
+        while received < crate::digest_pages::WINDOW {
+            rx.recv().await.expect("a page");
+            received += 1;
+        }
+        // No answer yet: the page beyond the window is not sent.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(rx.try_recv().is_err(), "a page beyond the window was sent");
+        routes.deliver(pb::ResourcesWanted {
+            sync_id: "s1".into(),
+            digest_pages: vec![1],
+            ids: Vec::new(),
+        });
+        match rx.recv().await.and_then(|m| m.message) {
+            Some(Up::InventoryPage(page)) => assert_eq!(page.digest_page, pages as u64),
+            other => panic!("{other:?}"),
+        }
+        pushing.await.expect("join").expect("sent");
     }
 
     #[tokio::test]

@@ -1,13 +1,25 @@
-//! What both ends of the connector protocol must agree on beyond the messages: the enrollment
-//! token's text form and the bytes a command signature covers.
+//! What both ends of the connector protocol must agree on beyond the messages: the protocol
+//! versions, the enrollment token's text form and the bytes a command signature covers.
 //!
 //! It lives here because the connector and the control plane share nothing else: neither depends
 //! on the other, both depend on this crate.
 
 use std::fmt;
 
-/// The protocol versions this build speaks (Hello's range and Welcome's choice).
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The lowest protocol version this build speaks (Hello's range and Welcome's choice).
+pub const MIN_PROTOCOL: u32 = 1;
+
+/// The highest protocol version this build speaks.
+pub const MAX_PROTOCOL: u32 = DIGEST_PAGES;
+
+/// The protocol version that added digest pages (`InventoryPage.digests`, `ResourcesWanted`).
+pub const DIGEST_PAGES: u32 = 2;
+
+/// The version to speak with a peer that speaks `min..=max`: the highest both speak, if any.
+pub fn choose_protocol(min: u32, max: u32) -> Option<u32> {
+    let chosen = max.min(MAX_PROTOCOL);
+    (chosen >= min.max(MIN_PROTOCOL)).then_some(chosen)
+}
 
 /// Prefix of every command signature's message, so a signature over a command can never be
 /// mistaken for a signature over anything else.
@@ -111,6 +123,17 @@ fn parse_hex32(text: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_highest_version_both_speak_is_chosen() {
+        assert_eq!(choose_protocol(1, 1), Some(1));
+        assert_eq!(choose_protocol(1, 2), Some(2));
+        assert_eq!(choose_protocol(1, 9), Some(MAX_PROTOCOL));
+        assert_eq!(choose_protocol(2, 2), Some(2));
+        assert_eq!(choose_protocol(MAX_PROTOCOL + 1, MAX_PROTOCOL + 3), None);
+        assert_eq!(choose_protocol(0, 0), None);
+        assert_eq!(choose_protocol(2, 1), None);
+    }
 
     #[test]
     fn a_token_survives_its_text_form() {

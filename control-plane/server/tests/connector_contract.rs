@@ -17,8 +17,8 @@ use latch_server::lifecycle::{Actor, Ask, Lifecycle, STATIC_SOURCE, Settings};
 use latch_server::store::{
     Announcement, AttemptOutcome, CommandResult, ConnectorRecord, ConnectorState, GrantFilter,
     GrantState, IntegrationRecord, NewConnector, Refusal, RequestItem, ResourceRecord, RetryPolicy,
-    SealedCredentials, Store, StoreError, SyncEnd, SyncedGroup, SyncedIdentity, SyncedMembership,
-    SyncedResource, stored_time,
+    SealedCredentials, SeenIds, Store, StoreError, SyncEnd, SyncedGroup, SyncedIdentity,
+    SyncedMembership, SyncedResource, stored_time,
 };
 
 use common::{TestDb, apply_flows, audit_actions, chain_is_intact, refusal, set_directory};
@@ -213,6 +213,7 @@ fn synced(id: &str, parent: Option<&str>, tags: &[(&str, &str)]) -> SyncedResour
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         owners: vec!["owner@example.com".into()],
+        digest: None,
     }
 }
 
@@ -1282,7 +1283,9 @@ async fn a_full_sync_deletes_what_it_did_not_see(db: TestDb) {
             display_name: "robot".into(),
         },
     ];
-    let seen: HashSet<String> = ["root".to_string(), "acct-1".to_string()].into();
+    let seen: SeenIds = ["root".to_string(), "acct-1".to_string()]
+        .into_iter()
+        .collect();
 
     // A failed sync deletes nothing and keeps the identities as they were.
     let epoch = resources_epoch(store).await;
@@ -1417,7 +1420,7 @@ async fn groups_and_memberships_are_replaced_by_each_completed_sync(db: TestDb) 
         member("g2", "gone"),   // an identity the sync did not report
         member("g-gone", "u1"), // a group the sync did not report
     ];
-    let seen = HashSet::new();
+    let seen = SeenIds::default();
     let end = SyncEnd {
         integration: AWS,
         sync_id: "s1",
@@ -1650,7 +1653,7 @@ async fn sqlite_ingests_a_million_resources_in_time() {
     let resync = started.elapsed();
     // A full sync that no longer sees the last page deletes it.
     let last = (count - 1) / 1000 * 1000;
-    let mut seen: HashSet<String> = HashSet::with_capacity(count);
+    let mut seen = SeenIds::with_capacity_and_hasher(count, Default::default());
     for first in (0..last).step_by(1000) {
         seen.extend(page_of(first).into_iter().map(|r| r.id));
     }

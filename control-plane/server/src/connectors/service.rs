@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use latch_proto::connector_protocol::{EnrollmentToken, PROTOCOL_VERSION};
+use latch_proto::connector_protocol::{
+    EnrollmentToken, MAX_PROTOCOL, MIN_PROTOCOL, choose_protocol,
+};
 use latch_proto::v1::connector_service_server::ConnectorService;
 use latch_proto::v1::{
     EnrollRequest, EnrollResponse, OpenStreamRequest, OpenStreamResponse, RefusedIntegration,
@@ -136,15 +138,15 @@ impl ConnectorService for ConnectorApi {
                         return;
                     }
                 };
-                if hello.min_protocol > PROTOCOL_VERSION || hello.max_protocol < PROTOCOL_VERSION {
+                let Some(protocol) = choose_protocol(hello.min_protocol, hello.max_protocol) else {
                     let _ = outbound
                         .send(Err(Status::failed_precondition(format!(
-                            "protocol versions {}..={} are not spoken here; this server speaks {PROTOCOL_VERSION}",
+                            "protocol versions {}..={} are not spoken here; this server speaks {MIN_PROTOCOL}..={MAX_PROTOCOL}",
                             hello.min_protocol, hello.max_protocol
                         ))))
                         .await;
                     return;
-                }
+                };
                 let now = Utc::now();
                 let announced: Vec<Announcement> = hello
                     .integrations
@@ -176,7 +178,7 @@ impl ConnectorService for ConnectorApi {
                     .connector_seen(&connector.id, Some(&hello.version), Some(until), now)
                     .await;
                 let welcome = Welcome {
-                    protocol: PROTOCOL_VERSION,
+                    protocol,
                     connector_id: connector.id.clone(),
                     heartbeat_interval: prost_types::Duration::try_from(heartbeat).ok(),
                     server_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -194,7 +196,7 @@ impl ConnectorService for ConnectorApi {
                 {
                     return;
                 }
-                tracing::info!(version = %hello.version, integrations = ?served, "a connector connected");
+                tracing::info!(version = %hello.version, protocol, integrations = ?served, "a connector connected");
                 Session::new(hub, connector, served, outbound)
                     .run(inbound)
                     .await;

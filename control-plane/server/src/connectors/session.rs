@@ -70,7 +70,12 @@ impl Session {
     ) -> Session {
         let actor = format!("connector:{}", connector.name);
         Session {
-            intake: SyncIntake::new(hub.clone(), integrations.clone(), actor.clone()),
+            intake: SyncIntake::new(
+                hub.clone(),
+                integrations.clone(),
+                actor.clone(),
+                outbound.clone(),
+            ),
             hub,
             connector,
             integrations,

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 pub use audit_chain::{ChainBreak, ChainVerifier, GENESIS_HASH, chain_hash};
 pub use connectors::{
     Announcement, AttemptOutcome, ClaimedCommand, ConnectorRecord, ConnectorState, ConnectorStore,
-    IntegrationGroup, IntegrationRecord, NewConnector, PageChanges, RetryPolicy, SyncEnd,
+    IntegrationGroup, IntegrationRecord, NewConnector, PageChanges, RetryPolicy, SeenIds, SyncEnd,
     SyncedGroup, SyncedIdentity, SyncedMembership, SyncedResource,
 };
 pub use error::StoreError;

@@ -383,8 +383,16 @@ mod tests {
             parent: None,
             tags: BTreeMap::from([("env".into(), "prod".into())]),
             owners: vec!["a@example.com".into()],
+            digest: None,
         };
         let digest = resource_digest(&base);
+        // A connector's digest is taken as it is, without the store's.
+        let reported = SyncedResource {
+            digest: Some("abc".into()),
+            ..base.clone()
+        };
+        assert_eq!(reported.digest(), "abc");
+        assert_eq!(base.digest(), digest);
         assert_eq!(digest.len(), 64);
         let same_but_id = SyncedResource {
             id: "r2".into(),

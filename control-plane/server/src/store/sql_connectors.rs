@@ -149,8 +149,7 @@ macro_rules! impl_connectors {
             async fn cn_probe_page(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 integration: &str,
-                resources: &[$crate::store::SyncedResource],
-                digests: &[String],
+                pairs: &[(&str, &str)],
             ) -> Result<
                 (std::collections::HashSet<String>, std::collections::HashMap<String, String>),
                 $crate::store::StoreError,
@@ -160,7 +159,6 @@ macro_rules! impl_connectors {
                 let invalid = |why: String| StoreError::Refused(Refusal::InvalidArgument(why));
                 let mut stored: std::collections::HashMap<String, String> = std::collections::HashMap::new();
                 let mut fresh: std::collections::HashSet<String> = std::collections::HashSet::new();
-                let pairs: Vec<(&String, &String)> = resources.iter().map(|r| &r.id).zip(digests).collect();
                 for chunk in pairs.chunks(rows::BULK_BINDS / 2) {
                     let values: Vec<String> =
                         (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
@@ -180,7 +178,7 @@ macro_rules! impl_connectors {
                     // table was nearly empty would scan it once it holds a million rows.
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(!$postgres_planner);
                     for (id, digest) in chunk {
-                        query = query.bind(id.as_str()).bind(digest.as_str());
+                        query = query.bind(*id).bind(*digest);
                     }
                     query = query.bind(integration).bind(integration);
                     for row in query.fetch_all(&mut *conn).await? {
@@ -1402,7 +1400,12 @@ macro_rules! impl_connectors {
                         )));
                     }
                 }
-                let digests: Vec<String> = resources.iter().map(rows::resource_digest).collect();
+                let digests: Vec<String> = resources.iter().map(|r| r.digest()).collect();
+                let pairs: Vec<(&str, &str)> = resources
+                    .iter()
+                    .zip(&digests)
+                    .map(|(r, d)| (r.id.as_str(), d.as_str()))
+                    .collect();
                 let offered = Self::cn_offered_permissions(permissions);
                 // Most pages of a resync change nothing: find that out with reads alone, and skip
                 // the write transaction (and its turn at the single writer) entirely.
@@ -1411,7 +1414,7 @@ macro_rules! impl_connectors {
                     // Read before the probe: if it is the same under the lock, nothing was
                     // written to `resources` since, and the probe still holds.
                     let epoch = Self::cn_resources_epoch(&mut conn).await?;
-                    let (fresh, stored) = Self::cn_probe_page(&mut conn, integration, resources, &digests).await?;
+                    let (fresh, stored) = Self::cn_probe_page(&mut conn, integration, &pairs).await?;
                     let permissions_same = Self::cn_changed_permissions(&mut conn, integration, &offered).await?.is_empty();
                     if fresh.is_empty() && stored.is_empty() && permissions_same {
                         return Ok($crate::store::PageChanges {
@@ -1428,7 +1431,7 @@ macro_rules! impl_connectors {
                 let (fresh, stored) = if Self::cn_resources_epoch(&mut tx).await? == read_epoch {
                     read
                 } else {
-                    Self::cn_probe_page(&mut tx, integration, resources, &digests).await?
+                    Self::cn_probe_page(&mut tx, integration, &pairs).await?
                 };
                 let write: Vec<bool> = resources
                     .iter()
@@ -1558,6 +1561,17 @@ macro_rules! impl_connectors {
                     self.cn_refresh_statistics().await;
                 }
                 Ok(changes)
+            }
+
+            async fn resources_to_refresh(
+                &self,
+                integration: &str,
+                digests: &[(String, String)],
+            ) -> Result<Vec<String>, $crate::store::StoreError> {
+                let pairs: Vec<(&str, &str)> = digests.iter().map(|(id, d)| (id.as_str(), d.as_str())).collect();
+                let mut conn = self.pool.acquire().await?;
+                let (fresh, stored) = Self::cn_probe_page(&mut conn, integration, &pairs).await?;
+                Ok(fresh.into_iter().chain(stored.into_keys()).collect())
             }
 
             async fn finish_sync(
@@ -1825,6 +1839,7 @@ mod tests {
             parent: parent.map(str::to_string),
             tags: BTreeMap::new(),
             owners: Vec::new(),
+            digest: None,
         }
     }
 
