@@ -120,6 +120,8 @@ pub(crate) fn integration(name: &str, provider: Arc<FakeProvider>) -> Arc<Integr
 }
 
 /// A [`SyncSink`] that keeps everything a provider pushed, page by page, for tests to inspect.
+/// Only the shipped providers' tests use it.
+#[cfg_attr(not(any(feature = "database", feature = "aws")), allow(dead_code))]
 #[derive(Debug, Default)]
 pub(crate) struct CollectingSink {
     /// How many resources each page had.
@@ -136,6 +138,7 @@ pub(crate) struct CollectingSink {
     pub memberships: Vec<SyncedMembership>,
 }
 
+#[cfg_attr(not(any(feature = "database", feature = "aws")), allow(dead_code))]
 impl CollectingSink {
     /// The resource with `id`; panics, listing what was synced, when there is none.
     pub(crate) fn resource(&self, id: &str) -> &SyncedResource {
