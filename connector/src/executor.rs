@@ -153,7 +153,7 @@ impl Executor {
             command_id: command.id.clone(),
             outcome: outcome.to_proto() as i32,
             message,
-            credentials: None,
+            ..CommandResult::default()
         };
         match self
             .journal
@@ -206,8 +206,8 @@ impl Executor {
                 }
             };
             match tokio::time::timeout(PROVIDER_CALL_TIMEOUT, call).await {
-                Ok(Ok(granted)) => (Outcome::Done, String::new(), granted.credentials),
-                Ok(Err(err)) => (classify(&err), err.to_string(), None),
+                Ok(Ok(granted)) => (Outcome::Done, String::new(), granted.credentials, None),
+                Ok(Err(err)) => (classify(&err), err.to_string(), None, retry_after(&err)),
                 Err(_) => (
                     Outcome::Retry,
                     format!(
@@ -215,10 +215,11 @@ impl Executor {
                         humantime::format_duration(PROVIDER_CALL_TIMEOUT)
                     ),
                     None,
+                    None,
                 ),
             }
         };
-        let (mut outcome, mut message, mut credentials) = outcome;
+        let (mut outcome, mut message, mut credentials, retry_after) = outcome;
         if matches!(outcome, Outcome::Done | Outcome::Failed) {
             let entry = Entry {
                 command_id: command.id.clone(),
@@ -256,6 +257,7 @@ impl Executor {
                 port: u32::from(issued.port),
                 database: issued.database,
             }),
+            retry_after: retry_after.and_then(|wait| prost_types::Duration::try_from(wait).ok()),
             ..reply(outcome, message)
         }
     }
@@ -269,7 +271,7 @@ impl Executor {
                     command_id,
                     outcome: outcome.to_proto() as i32,
                     message,
-                    credentials: None,
+                    ..CommandResult::default()
                 })
                 .await;
             drop(guard);
@@ -300,6 +302,14 @@ struct InFlight(Arc<watch::Sender<usize>>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// The wait a throttled provider asked for, passed on to the control plane.
+fn retry_after(err: &ProviderError) -> Option<Duration> {
+    match err {
+        ProviderError::Throttled { retry_after, .. } => *retry_after,
+        _ => None,
     }
 }
 
@@ -380,11 +390,15 @@ mod tests {
     }
 
     async fn next(results: &mut mpsc::Receiver<CommandResult>) -> (CommandOutcome, String, String) {
-        let result = tokio::time::timeout(Duration::from_secs(5), results.recv())
+        let result = next_result(results).await;
+        (result.outcome(), result.command_id, result.message)
+    }
+
+    async fn next_result(results: &mut mpsc::Receiver<CommandResult>) -> CommandResult {
+        tokio::time::timeout(Duration::from_secs(5), results.recv())
             .await
             .expect("a result in time")
-            .expect("open");
-        (result.outcome(), result.command_id, result.message)
+            .expect("open")
     }
 
     #[tokio::test]
@@ -467,6 +481,23 @@ mod tests {
             (CommandOutcome::Failed, "denied: no")
         );
         assert_eq!(h.provider.calls().len(), 3);
+
+        // A throttled call's own wait goes to the control plane with the result.
+        h.provider.fail_next(ProviderError::throttled(
+            "rate exceeded",
+            Some(Duration::from_secs(90)),
+        ));
+        h.executor
+            .dispatch(command("c3", CommandKind::Grant, "g3", 1));
+        let result = next_result(&mut h.results).await;
+        assert_eq!(result.outcome(), CommandOutcome::Retry);
+        assert_eq!(
+            result.retry_after,
+            Some(prost_types::Duration {
+                seconds: 90,
+                nanos: 0
+            })
+        );
     }
 
     #[tokio::test]

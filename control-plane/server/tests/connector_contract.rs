@@ -16,9 +16,9 @@ use latch_core::request::RequestState;
 use latch_server::lifecycle::{Actor, Ask, Lifecycle, STATIC_SOURCE, Settings};
 use latch_server::store::{
     Announcement, AttemptOutcome, CommandResult, ConnectorRecord, ConnectorState, GrantFilter,
-    GrantState, IntegrationRecord, NewConnector, Refusal, RequestItem, ResourceRecord, RetryPolicy,
-    SealedCredentials, SeenIds, Store, StoreError, SyncEnd, SyncedGroup, SyncedIdentity,
-    SyncedMembership, SyncedResource, stored_time,
+    GrantState, IntegrationRecord, MAX_RETRY_AFTER, NewConnector, Refusal, RequestItem,
+    ResourceRecord, Retry, RetryPolicy, SealedCredentials, SeenIds, Store, StoreError, SyncEnd,
+    SyncedGroup, SyncedIdentity, SyncedMembership, SyncedResource, stored_time,
 };
 
 use common::{TestDb, apply_flows, audit_actions, chain_is_intact, refusal, set_directory};
@@ -275,7 +275,7 @@ async fn fail(
         .fail_attempt(
             command_id,
             message,
-            retry,
+            if retry { Retry::Backoff } else { Retry::Never },
             &policy(),
             "connector:edge-a",
             at,
@@ -698,9 +698,49 @@ async fn claims_skip_live_claims_and_retries_and_release_gives_them_back(db: Tes
         max_attempts: 6,
         ..policy()
     };
+    // The connector's own wait (a Retry-After) counts when it is longer than the backoff, up to
+    // MAX_RETRY_AFTER; a shorter one does not shorten the backoff. (Last, the attempt is recorded
+    // without one, and its retry time is the backoff's again.)
+    let waits = [
+        (Duration::from_secs(1), 40),
+        (Duration::from_secs(120), 120),
+        (
+            Duration::from_secs(86_400),
+            MAX_RETRY_AFTER.as_secs() as i64,
+        ),
+    ];
+    for (retry_after, expected) in waits {
+        let outcome = w
+            .store
+            .fail_attempt(
+                failed,
+                "throttled",
+                Retry::AtLeast(retry_after),
+                &patient,
+                "connector:edge-a",
+                t3,
+            )
+            .await
+            .expect("fail");
+        let AttemptOutcome::Retrying { at: later } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(
+            later,
+            t3 + chrono::Duration::seconds(expected),
+            "{retry_after:?}"
+        );
+    }
     let outcome = w
         .store
-        .fail_attempt(failed, "throttled", true, &patient, "connector:edge-a", t3)
+        .fail_attempt(
+            failed,
+            "throttled",
+            Retry::Backoff,
+            &patient,
+            "connector:edge-a",
+            t3,
+        )
         .await
         .expect("fail");
     let AttemptOutcome::Retrying { at } = outcome else {
@@ -993,7 +1033,14 @@ async fn failed_grants_retry_then_fail_the_grant(db: TestDb) {
     assert!(matches!(
         refusal(
             w.store
-                .fail_attempt("nope", "x", true, &policy(), "connector:edge-a", at)
+                .fail_attempt(
+                    "nope",
+                    "x",
+                    Retry::Backoff,
+                    &policy(),
+                    "connector:edge-a",
+                    at
+                )
                 .await
         ),
         Refusal::NotFound(_)

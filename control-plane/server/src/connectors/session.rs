@@ -22,7 +22,7 @@ use tonic::{Status, Streaming};
 use super::hub::{Close, Hub};
 use super::inventory::SyncIntake;
 use crate::api::convert::timestamp;
-use crate::store::{AttemptOutcome, ClaimedCommand, CommandResult, ConnectorRecord};
+use crate::store::{AttemptOutcome, ClaimedCommand, CommandResult, ConnectorRecord, Retry};
 
 /// How often a session looks for new commands when nothing woke it.
 const POLL: Duration = Duration::from_millis(200);
@@ -459,7 +459,12 @@ impl Session {
                 .fail_attempt(
                     id,
                     &message,
-                    outcome == CommandOutcome::Retry,
+                    match (outcome, result.retry_after) {
+                        (CommandOutcome::Retry, Some(wait)) => std::time::Duration::try_from(wait)
+                            .map_or(Retry::Backoff, Retry::AtLeast),
+                        (CommandOutcome::Retry, None) => Retry::Backoff,
+                        _ => Retry::Never,
+                    },
                     &self.hub.settings.retry,
                     &self.actor,
                     now,

@@ -113,6 +113,22 @@ pub struct ClaimedCommand {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// The longest wait a connector's `retry_after` can impose: a throttled system must not hold a
+/// revoke back for long.
+pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Whether a failed attempt is worth retrying, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Not worth it (denied, invalid): a grant fails at once; a revoke is still retried.
+    Never,
+    /// After the policy's backoff.
+    Backoff,
+    /// After the backoff or this wait, whichever is later, the wait cut to [`MAX_RETRY_AFTER`]:
+    /// the connector's own wait, a throttled call's Retry-After.
+    AtLeast(std::time::Duration),
+}
+
 /// How a failed attempt is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -369,12 +385,13 @@ pub trait ConnectorStore: Send + Sync + 'static {
     async fn release_claims(&self, connector_id: &str) -> Result<(), StoreError>;
 
     /// Records a failed attempt; see [`AttemptOutcome`]. `retry` says whether the failure is
-    /// worth retrying: a grant that failed for good fails at once; a revoke is never given up.
+    /// worth retrying, and when: a grant that failed for good fails at once; a revoke is never
+    /// given up.
     async fn fail_attempt(
         &self,
         command_id: &str,
         message: &str,
-        retry: bool,
+        retry: Retry,
         policy: &RetryPolicy,
         actor: &str,
         now: DateTime<Utc>,

@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 pub use audit_chain::{ChainBreak, ChainVerifier, GENESIS_HASH, chain_hash};
 pub use connectors::{
     Announcement, AttemptOutcome, ClaimedCommand, ConnectorRecord, ConnectorState, ConnectorStore,
-    IntegrationGroup, IntegrationRecord, NewConnector, PageChanges, RetryPolicy, SeenIds, SyncEnd,
-    SyncedGroup, SyncedIdentity, SyncedMembership, SyncedResource,
+    IntegrationGroup, IntegrationRecord, MAX_RETRY_AFTER, NewConnector, PageChanges, Retry,
+    RetryPolicy, SeenIds, SyncEnd, SyncedGroup, SyncedIdentity, SyncedMembership, SyncedResource,
 };
 pub use error::StoreError;
 pub use lifecycle::{

@@ -1274,7 +1274,7 @@ macro_rules! impl_connectors {
                 &self,
                 command_id: &str,
                 message: &str,
-                retry: bool,
+                retry: $crate::store::Retry,
                 policy: &$crate::store::RetryPolicy,
                 actor: &str,
                 now: chrono::DateTime<chrono::Utc>,
@@ -1293,7 +1293,7 @@ macro_rules! impl_connectors {
                 let mut audit = Vec::new();
                 let mut later = Vec::new();
                 let give_up = attempts >= policy.max_attempts;
-                let outcome = if command.kind == "grant" && (!retry || give_up) {
+                let outcome = if command.kind == "grant" && (retry == $crate::store::Retry::Never || give_up) {
                     sqlx::query("UPDATE commands SET last_error = $2 WHERE id = $1")
                         .bind(command_id)
                         .bind(message)
@@ -1307,7 +1307,13 @@ macro_rules! impl_connectors {
                     let at = if give_up && command.kind != "grant" {
                         after(now, policy.revoke_failed_every)
                     } else {
-                        retry_at(now, policy.base_delay, attempts)
+                        let backoff = retry_at(now, policy.base_delay, attempts);
+                        match retry {
+                            $crate::store::Retry::AtLeast(wait) => {
+                                backoff.max(after(now, wait.min($crate::store::MAX_RETRY_AFTER)))
+                            }
+                            _ => backoff,
+                        }
                     };
                     sqlx::query(
                         "UPDATE commands SET claimed_by = NULL, claim_until = NULL, last_error = $2, \
@@ -1364,7 +1370,11 @@ macro_rules! impl_connectors {
                         "grant_id": grant.id,
                         "attempt": attempts,
                         "error": message,
-                        "retryable": retry,
+                        "retryable": retry != $crate::store::Retry::Never,
+                        "retry_after_secs": match retry {
+                            $crate::store::Retry::AtLeast(wait) => Some(wait.as_secs()),
+                            _ => None,
+                        },
                         "outcome": label,
                         "next_attempt_at": next,
                     }),
