@@ -38,6 +38,12 @@ pub(crate) fn resource_digest(encoded: &[u8]) -> String {
     hex::encode(Sha256::digest(encoded))
 }
 
+/// What the digest is taken of: the resource's encoding, its own digest left out.
+fn encode_without_digest(resource: &mut pb::SyncedResource) -> Vec<u8> {
+    resource.digest.clear();
+    resource.encode_to_vec()
+}
+
 /// Where the stream delivers `ResourcesWanted`: to the sync it names, while that sync runs.
 #[derive(Clone, Default)]
 pub(crate) struct AnswerRoutes {
@@ -124,8 +130,7 @@ impl DigestPages {
         let digests = resources
             .into_iter()
             .map(|mut resource| {
-                resource.digest.clear();
-                let encoded = resource.encode_to_vec();
+                let encoded = encode_without_digest(&mut resource);
                 let digest = resource_digest(&encoded);
                 held.push((resource.id.clone(), encoded));
                 pb::ResourceDigest {
@@ -153,8 +158,7 @@ impl DigestPages {
     /// Gives resources sent in full their digests, so that the next sync finds them unchanged.
     pub(crate) fn give_digests(resources: &mut [pb::SyncedResource]) {
         for resource in resources {
-            resource.digest.clear();
-            resource.digest = resource_digest(&resource.encode_to_vec());
+            resource.digest = resource_digest(&encode_without_digest(resource));
         }
     }
 

@@ -359,12 +359,18 @@ mod tests {
         assert_eq!(pushing.await.expect("join"), 2500);
     }
 
+    /// A sink of sync `s1` that sends digest pages, and where answers to it are delivered.
+    fn digest_sink(tx: mpsc::Sender<pb::OpenStreamRequest>) -> (ChannelSink, AnswerRoutes) {
+        let routes = AnswerRoutes::default();
+        let sink = ChannelSink::new(tx, "s1".into(), "fake".into(), true)
+            .with_digest_pages(DigestPages::new(routes.open("s1")));
+        (sink, routes)
+    }
+
     #[tokio::test]
     async fn digest_pages_are_held_until_answered_and_only_wanted_resources_follow_in_full() {
         let (tx, mut rx) = mpsc::channel(4);
-        let routes = AnswerRoutes::default();
-        let mut sink = ChannelSink::new(tx, "s1".into(), "fake".into(), true)
-            .with_digest_pages(DigestPages::new(routes.open("s1")));
+        let (mut sink, routes) = digest_sink(tx);
         let pushing = tokio::spawn(async move {
             let page: Vec<SyncedResource> = (0..2500).map(resource).collect();
             sink.resources(page, Vec::new()).await.expect("send");
@@ -404,9 +410,7 @@ mod tests {
     #[tokio::test]
     async fn a_sync_waits_when_its_window_of_digest_pages_is_full() {
         let (tx, mut rx) = mpsc::channel(64);
-        let routes = AnswerRoutes::default();
-        let mut sink = ChannelSink::new(tx, "s1".into(), "fake".into(), true)
-            .with_digest_pages(DigestPages::new(routes.open("s1")));
+        let (mut sink, routes) = digest_sink(tx);
         let pages = crate::digest_pages::WINDOW + 1;
         let pushing = tokio::spawn(async move {
             let page: Vec<SyncedResource> = (0..pages * PAGE_SIZE).map(resource).collect();

@@ -137,6 +137,24 @@ impl Server {
         server
     }
 
+    /// A server on SQLite in `dir/data` with fast heartbeats and retries (1 s each), and the
+    /// directory `people` and the flows `flows` (YAML) applied.
+    pub fn start_applied(dir: &Path, people: &str, flows: &str) -> Server {
+        let server = Server::start_with(
+            &dir.join("data"),
+            None,
+            &["--connector-heartbeat", "1s", "--command-retry-base", "1s"],
+        );
+        server.apply(
+            dir,
+            &[
+                ("people.yaml", people, "directory"),
+                ("flows.yaml", flows, "flows"),
+            ],
+        );
+        server
+    }
+
     /// Starts the server again with the same settings (after [`Server::stop`]).
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
@@ -296,6 +314,14 @@ impl Server {
         ))
     }
 
+    /// The state of request `id` (`pending`, `active`, ...), as `token` sees it.
+    pub fn request_state(&self, token: &str, id: &str) -> String {
+        self.request(token, id)["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Waits until request `id` is in `state` (`active`, `expired`, ...), as `token` sees it.
     pub fn wait_request_state(&self, token: &str, id: &str, state: &str, timeout: Duration) {
         let mut last = serde_json::Value::Null;
@@ -307,6 +333,18 @@ impl Server {
             reached,
             "request {id} did not become {state} within {timeout:?}; last seen: {last}"
         );
+    }
+
+    /// `latch resources list FILTERS...` as the admin (for example `--integration NAME`): the
+    /// resources, as JSON.
+    pub fn list_resources(&self, filters: &[&str]) -> Vec<serde_json::Value> {
+        let mut args = vec!["-o", "json", "resources", "list"];
+        args.extend_from_slice(filters);
+        let out = success(&self.cli(Some(&self.admin_token()), &args));
+        match json(&out) {
+            serde_json::Value::Array(resources) => resources,
+            _ => panic!("not a list of resources: {out}"),
+        }
     }
 
     /// Waits until `latch resources show ID` finds resource `id` (a connector's sync reached it).

@@ -11,7 +11,6 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -475,23 +474,6 @@ fn flow(targets: &str, manager: bool) -> String {
     )
 }
 
-/// A server with fast heartbeats and retries, the directory and the flow applied.
-fn start_server(dir: &Path, people: &str, flow: &str) -> Server {
-    let server = Server::start_with(
-        &dir.join("data"),
-        None,
-        &["--connector-heartbeat", "1s", "--command-retry-base", "1s"],
-    );
-    server.apply(
-        dir,
-        &[
-            ("people.yaml", people, "directory"),
-            ("flows.yaml", flow, "flows"),
-        ],
-    );
-    server
-}
-
 /// The shipped connector serving `integration` (raw TOML) with `keys` as its base credentials
 /// (the environment, the first link of the standard chain), connected.
 fn start_connector(server: &Server, integration: String, keys: &Credentials) -> Connector {
@@ -525,21 +507,12 @@ fn listed(
     server: &Server,
     filters: &[&str],
 ) -> std::collections::BTreeMap<String, serde_json::Value> {
-    let mut args = vec![
-        "-o",
-        "json",
-        "resources",
-        "list",
-        "--integration",
-        INTEGRATION,
-    ];
+    let mut args = vec!["--integration", INTEGRATION];
     args.extend_from_slice(filters);
-    let out = success(&server.cli(Some(&server.admin_token()), &args));
-    json(&out)
-        .as_array()
-        .unwrap_or_else(|| panic!("a list: {out}"))
-        .iter()
-        .map(|r| (r["id"].as_str().expect("id").to_string(), r.clone()))
+    server
+        .list_resources(&args)
+        .into_iter()
+        .map(|r| (r["id"].as_str().expect("id").to_string(), r))
         .collect()
 }
 
@@ -628,7 +601,7 @@ fn the_organization_is_listed_and_an_account_grant_is_an_assignment_until_expiry
     let bucket = account.bucket(&bucket_name, &[("env", "dev"), ("team", "data")]);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start_server(
+    let server = Server::start_applied(
         dir.path(),
         &people(&["alice"]),
         &flow(
@@ -768,7 +741,7 @@ fn a_bucket_grant_is_an_inline_policy_on_the_users_iam_user_until_expiry() {
     let bucket = account.bucket(&format!("data-{}", account.id), &[("env", "dev")]);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start_server(
+    let server = Server::start_applied(
         dir.path(),
         &people(&["bob"]),
         &flow(
@@ -900,7 +873,7 @@ fn with_iam_enforced_a_user_is_denied_before_allowed_during_and_denied_after_exp
     );
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start_server(
+    let server = Server::start_applied(
         dir.path(),
         &people(&["bob"]),
         &flow(

@@ -130,20 +130,8 @@ async fn wanted(open: &mut Open) -> ResourcesWanted {
 
 /// The integration's resources: id to `env` tag.
 fn resources(server: &Server) -> BTreeMap<String, String> {
-    let listed = json(&success(&server.cli(
-        Some(&server.admin_token()),
-        &[
-            "-o",
-            "json",
-            "resources",
-            "list",
-            "--integration",
-            INTEGRATION,
-        ],
-    )));
-    listed
-        .as_array()
-        .expect("a list")
+    server
+        .list_resources(&["--integration", INTEGRATION])
         .iter()
         .map(|r| {
             (

@@ -44,12 +44,6 @@ fn set_up(server: &Server, dir: &Path) -> String {
     server.user_token("alice@example.com")
 }
 
-/// The state of request `id`, as its requester sees it.
-fn request_state(server: &Server, token: &str, id: &str) -> String {
-    let out = success(&server.cli(Some(token), &["-o", "json", "requests", "show", id]));
-    json(&out)["state"].as_str().unwrap_or_default().to_string()
-}
-
 #[test]
 fn connector_applies_and_revokes_a_grant_over_mtls() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -88,7 +82,7 @@ fn connector_applies_and_revokes_a_grant_over_mtls() {
     assert_eq!(fake["connectors"], serde_json::json!(["edge-1"]), "{fake}");
 
     // Ask: approved at once, applied by the connector, then active.
-    let id = ask(&server, &alice, &thing);
+    let id = server.request_access(&alice, &thing, "read", "10m");
     let granted = (
         "alice@example.com".to_string(),
         thing.clone(),
@@ -98,7 +92,7 @@ fn connector_applies_and_revokes_a_grant_over_mtls() {
         edge.record().contains(&granted)
     });
     wait_until(PATIENCE, "the request to be active", || {
-        request_state(&server, &alice, &id) == "active"
+        server.request_state(&alice, &id) == "active"
     });
     assert_eq!(edge.record().len(), 1);
 
@@ -111,7 +105,7 @@ fn connector_applies_and_revokes_a_grant_over_mtls() {
         edge.record().is_empty()
     });
     wait_until(PATIENCE, "the request to be revoked", || {
-        request_state(&server, &alice, &id) == "revoked"
+        server.request_state(&alice, &id) == "revoked"
     });
     assert_eq!(
         (edge.applied("grant"), edge.applied("revoke")),
@@ -141,25 +135,6 @@ fn start_server(dir: &Path, extra: &[&str]) -> (Server, String) {
     let server = Server::start_with(&dir.join("data"), None, &args);
     let alice = set_up(&server, dir);
     (server, alice)
-}
-
-/// Alice asks for read on `resource`; returns the request id.
-fn ask(server: &Server, alice: &str, resource: &str) -> String {
-    let asked = json(&success(&server.cli(
-        Some(alice),
-        &[
-            "-o",
-            "json",
-            "request",
-            "--resource",
-            resource,
-            "--permission",
-            "read",
-            "--duration",
-            "10m",
-        ],
-    )));
-    asked["id"].as_str().expect("id").to_string()
 }
 
 fn alice_reads(resource: &str) -> (String, String, String) {
@@ -246,7 +221,7 @@ fn crash_in_the_middle(crash: Crash) {
             }
         };
 
-    let id = ask(&server, &alice, &thing);
+    let id = server.request_access(&alice, &thing, "read", "10m");
     wait_until(PATIENCE, "the connector to start the grant", || {
         started(&edge, "GRANT")
     });
@@ -257,7 +232,7 @@ fn crash_in_the_middle(crash: Crash) {
         edge.record().contains(&alice_reads(&thing))
     });
     wait_until(PATIENCE, "the request to be active", || {
-        request_state(&server, &alice, &id) == "active"
+        server.request_state(&alice, &id) == "active"
     });
 
     success(&server.cli(Some(&alice), &["revoke", &id, "--reason", "done"]));
@@ -269,7 +244,7 @@ fn crash_in_the_middle(crash: Crash) {
         edge.record().is_empty()
     });
     wait_until(PATIENCE, "the request to be revoked", || {
-        request_state(&server, &alice, &id) == "revoked"
+        server.request_state(&alice, &id) == "revoked"
     });
     assert_eq!(
         (edge.applied("grant"), edge.applied("revoke")),
@@ -349,17 +324,17 @@ fn a_cut_connection_reconnects_and_carries_on() {
     edge.wait_connected(&server, PATIENCE);
     wait_synced(&server, 5);
     let thing = latch_e2e::fake_provider::thing_id("fake-1", 0);
-    let first = ask(&server, &alice, &thing);
+    let first = server.request_access(&alice, &thing, "read", "10m");
     wait_until(PATIENCE, "the first grant", || {
-        request_state(&server, &alice, &first) == "active"
+        server.request_state(&alice, &first) == "active"
     });
 
     assert!(proxy.cut() >= 1, "the stream went through the proxy");
     // The next request is carried out over the new connection.
     let other = latch_e2e::fake_provider::thing_id("fake-1", 2);
-    let second = ask(&server, &alice, &other);
+    let second = server.request_access(&alice, &other, "read", "10m");
     wait_until(PATIENCE, "the second grant after the cut", || {
-        request_state(&server, &alice, &second) == "active"
+        server.request_state(&alice, &second) == "active"
     });
     assert!(edge.record().contains(&alice_reads(&other)));
     assert!(
@@ -386,7 +361,7 @@ fn commands_of_a_dead_connector_go_to_another_of_the_same_integration() {
     second.wait_connected(&server, PATIENCE);
 
     let thing = latch_e2e::fake_provider::thing_id("fake-1", 0);
-    let id = ask(&server, &alice, &thing);
+    let id = server.request_access(&alice, &thing, "read", "10m");
     // Whichever got the command dies in the middle of it.
     let applying = |c: &Connector| started(c, "GRANT");
     wait_until(PATIENCE, "a connector to start the grant", || {
@@ -403,7 +378,7 @@ fn commands_of_a_dead_connector_go_to_another_of_the_same_integration() {
         survivor.record().contains(&alice_reads(&thing))
     });
     wait_until(PATIENCE, "the request to be active", || {
-        request_state(&server, &alice, &id) == "active"
+        server.request_state(&alice, &id) == "active"
     });
     assert_eq!(dead.applied("grant"), 0, "{:#?}", dead.calls());
     assert_eq!(survivor.applied("grant"), 1, "{:#?}", survivor.calls());
@@ -430,7 +405,7 @@ fn guardrails_refuse_a_grant_and_nothing_is_applied() {
     edge.wait_connected(&server, PATIENCE);
     wait_synced(&server, 5);
     let thing = latch_e2e::fake_provider::thing_id("fake-1", 0);
-    let id = ask(&server, &alice, &thing);
+    let id = server.request_access(&alice, &thing, "read", "10m");
     wait_until(PATIENCE, "the grant to fail", || {
         grant_states(&server, &alice, &id) == ["failed"]
     });
@@ -462,9 +437,9 @@ fn transient_failures_are_retried_and_a_revoke_that_keeps_failing_is_revoke_fail
     let thing = latch_e2e::fake_provider::thing_id("fake-1", 0);
 
     // Two transient failures, then success on the third attempt (1 s, then 2 s apart).
-    let id = ask(&server, &alice, &thing);
+    let id = server.request_access(&alice, &thing, "read", "10m");
     wait_until(PATIENCE, "the grant after two retries", || {
-        request_state(&server, &alice, &id) == "active"
+        server.request_state(&alice, &id) == "active"
     });
     let transient = edge
         .calls()
@@ -522,9 +497,9 @@ fn a_tag_change_synced_on_demand_revokes_access_the_flow_no_longer_allows() {
     wait_synced(&server, 5);
     let admin = server.admin_token();
     let thing = latch_e2e::fake_provider::thing_id("fake-1", 0);
-    let id = ask(&server, &alice, &thing);
+    let id = server.request_access(&alice, &thing, "read", "10m");
     wait_until(PATIENCE, "the grant", || {
-        request_state(&server, &alice, &id) == "active"
+        server.request_state(&alice, &id) == "active"
     });
 
     // Identities are linked to directory users by email.
@@ -572,7 +547,7 @@ fn a_tag_change_synced_on_demand_revokes_access_the_flow_no_longer_allows() {
     edge.set_tags(&thing, &[("env", Some("dev"))]);
     success(&server.cli(Some(&admin), &["integrations", "sync", "fake-1"]));
     wait_until(PATIENCE, "the grant to be revoked", || {
-        request_state(&server, &alice, &id) == "revoked"
+        server.request_state(&alice, &id) == "revoked"
     });
     wait_until(PATIENCE, "the revoke in the fake cloud", || {
         edge.record().is_empty()
@@ -625,9 +600,9 @@ fn the_certificate_is_renewed_at_half_life_over_the_stream() {
     edge.spawn();
     edge.wait_connected(&server, PATIENCE);
     let thing = latch_e2e::fake_provider::thing_id("fake-1", 0);
-    let id = ask(&server, &alice, &thing);
+    let id = server.request_access(&alice, &thing, "read", "10m");
     wait_until(PATIENCE, "the grant over the renewed certificate", || {
-        request_state(&server, &alice, &id) == "active"
+        server.request_state(&alice, &id) == "active"
     });
 }
 
@@ -718,7 +693,7 @@ fn integration_owners_set_by_an_admin_approve_for_integration_owner() {
     assert_eq!(shown["owner_groups"], serde_json::json!(["dba"]), "{shown}");
     success(&server.cli(Some(&olga), &["approve", &id]));
     wait_until(PATIENCE, "the owner-approved grant", || {
-        request_state(&server, &alice, &id) == "active"
+        server.request_state(&alice, &id) == "active"
     });
     assert!(edge.record().contains(&(
         "alice@example.com".to_string(),

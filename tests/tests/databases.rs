@@ -6,10 +6,9 @@
 //! `al<sfx>@example.com` to the role `al<sfx>`), or with a login Latch made for them
 //! (`temporary_user`, fetched with `latch grants credentials`).
 
-use std::path::Path;
 use std::time::Duration;
 
-use latch_e2e::{Connector, ConnectorOptions, Server, failure, psql, success, wait_until};
+use latch_e2e::{Connector, ConnectorOptions, Server, failure, psql, success};
 use sqlx::Connection;
 
 /// How long anything the connector does may take here.
@@ -152,23 +151,6 @@ fn flow(integration: &str, resource_type: &str, manager: bool) -> String {
     )
 }
 
-/// A server with fast heartbeats and retries, the directory and the flow applied.
-fn start_server(dir: &Path, people: &str, flow: &str) -> Server {
-    let server = Server::start_with(
-        &dir.join("data"),
-        None,
-        &["--connector-heartbeat", "1s", "--command-retry-base", "1s"],
-    );
-    server.apply(
-        dir,
-        &[
-            ("people.yaml", people, "directory"),
-            ("flows.yaml", flow, "flows"),
-        ],
-    );
-    server
-}
-
 /// The shipped connector serving `integrations` (raw TOML), connected.
 fn start_connector(server: &Server, integrations: String) -> Connector {
     let options = ConnectorOptions {
@@ -178,49 +160,6 @@ fn start_connector(server: &Server, integrations: String) -> Connector {
     let mut edge = Connector::start(server, "edge-db", options);
     edge.wait_connected(server, PATIENCE);
     edge
-}
-
-/// Waits until the server lists `resource` (the connector's sync reached it).
-fn wait_for_resource(server: &Server, resource: &str) {
-    let admin = server.admin_token();
-    wait_until(PATIENCE, &format!("{resource} to be synced"), || {
-        server
-            .cli(Some(&admin), &["-o", "json", "resources", "show", resource])
-            .status
-            .success()
-    });
-}
-
-/// `who` asks for `permission` on `resource` for `duration`; returns the request's id.
-fn ask(server: &Server, token: &str, resource: &str, permission: &str, duration: &str) -> String {
-    let out = success(&server.cli(
-        Some(token),
-        &[
-            "-o",
-            "json",
-            "request",
-            "--resource",
-            resource,
-            "--permission",
-            permission,
-            "--duration",
-            duration,
-            "--reason",
-            "end-to-end test",
-        ],
-    ));
-    json(&out)["id"].as_str().expect("request id").to_string()
-}
-
-fn request_state(server: &Server, token: &str, id: &str) -> String {
-    let out = success(&server.cli(Some(token), &["-o", "json", "requests", "show", id]));
-    json(&out)["state"].as_str().unwrap_or_default().to_string()
-}
-
-fn wait_state(server: &Server, token: &str, id: &str, state: &str) {
-    wait_until(PATIENCE, &format!("request {id} to be {state}"), || {
-        request_state(server, token, id) == state
-    });
 }
 
 fn is_permission_error<T: std::fmt::Debug>(result: &Result<T, sqlx::Error>) -> bool {
@@ -234,7 +173,7 @@ fn postgres_access_is_given_used_and_ends_at_expiry() {
     let pg = PgPlayground::create(&sfx, std::slice::from_ref(&alice));
     let dir = tempfile::tempdir().expect("temp dir");
     let manager = format!("mg{sfx}");
-    let server = start_server(
+    let server = Server::start_applied(
         dir.path(),
         &people(std::slice::from_ref(&alice), &manager),
         &flow("pg-e2e", "postgres.database", true),
@@ -249,7 +188,7 @@ fn postgres_access_is_given_used_and_ends_at_expiry() {
             pg.database
         ),
     );
-    wait_for_resource(&server, &pg.resource());
+    server.wait_resource(&pg.resource(), PATIENCE);
     let admin = server.admin_token();
     let shown = json(&success(&server.cli(
         Some(&admin),
@@ -274,15 +213,15 @@ fn postgres_access_is_given_used_and_ends_at_expiry() {
     // Alice asks; her manager approves; the connector grants.
     let alice_token = server.user_token(&format!("{alice}@example.com"));
     let manager_token = server.user_token(&format!("{manager}@example.com"));
-    let id = ask(&server, &alice_token, &pg.resource(), "read", "20s");
-    assert_eq!(request_state(&server, &alice_token, &id), "pending");
+    let id = server.request_access(&alice_token, &pg.resource(), "read", "20s");
+    assert_eq!(server.request_state(&alice_token, &id), "pending");
     let approve = failure(&server.cli(Some(&alice_token), &["approve", &id]));
     assert!(
         approve.contains("approve"),
         "self-approval refused: {approve}"
     );
     success(&server.cli(Some(&manager_token), &["approve", &id]));
-    wait_state(&server, &alice_token, &id, "active");
+    server.wait_request_state(&alice_token, &id, "active", PATIENCE);
 
     // During: she reads (on the session she already had open, too), and may not write.
     let rows: Vec<i32> = rt
@@ -296,7 +235,7 @@ fn postgres_access_is_given_used_and_ends_at_expiry() {
     );
 
     // At expiry the connector revokes, and her open session is ended.
-    wait_state(&server, &alice_token, &id, "expired");
+    server.wait_request_state(&alice_token, &id, "expired", PATIENCE);
     let after_on_old_session =
         rt.block_on(sqlx::query("SELECT id FROM orders").fetch_all(&mut session));
     assert!(
@@ -317,7 +256,7 @@ fn postgres_temporary_users_are_the_requesters_alone_and_dropped_at_revoke() {
     let bob = format!("bo{sfx}");
     let pg = PgPlayground::create(&sfx, &[]);
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start_server(
+    let server = Server::start_applied(
         dir.path(),
         &people(&[alice.clone(), bob.clone()], &format!("mg{sfx}")),
         &flow("pg-tmp", "postgres.database", false),
@@ -331,11 +270,11 @@ fn postgres_temporary_users_are_the_requesters_alone_and_dropped_at_revoke() {
             pg.database
         ),
     );
-    wait_for_resource(&server, &pg.resource());
+    server.wait_resource(&pg.resource(), PATIENCE);
     let alice_token = server.user_token(&format!("{alice}@example.com"));
     let bob_token = server.user_token(&format!("{bob}@example.com"));
-    let id = ask(&server, &alice_token, &pg.resource(), "read", "30m");
-    wait_state(&server, &alice_token, &id, "active");
+    let id = server.request_access(&alice_token, &pg.resource(), "read", "30m");
+    server.wait_request_state(&alice_token, &id, "active", PATIENCE);
 
     // Only alice may see the login made for her.
     let credentials = json(&success(
@@ -390,7 +329,7 @@ fn postgres_temporary_users_are_the_requesters_alone_and_dropped_at_revoke() {
 
     // Revoke: the session ends, the login is dropped and the credentials are gone.
     success(&server.cli(Some(&alice_token), &["revoke", &id, "--reason", "done"]));
-    wait_state(&server, &alice_token, &id, "revoked");
+    server.wait_request_state(&alice_token, &id, "revoked", PATIENCE);
     assert!(
         rt.block_on(sqlx::query("SELECT 1").fetch_all(&mut session))
             .is_err(),
@@ -416,7 +355,7 @@ fn postgres_fifty_grants_and_revokes_at_once_stay_consistent() {
     let users: Vec<String> = (0..50).map(|i| format!("u{i}x{sfx}")).collect();
     let pg = PgPlayground::create(&sfx, &users);
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start_server(
+    let server = Server::start_applied(
         dir.path(),
         &people(&users, &format!("mg{sfx}")),
         &flow("pg-many", "postgres.database", false),
@@ -430,7 +369,7 @@ fn postgres_fifty_grants_and_revokes_at_once_stay_consistent() {
             pg.database
         ),
     );
-    wait_for_resource(&server, &pg.resource());
+    server.wait_resource(&pg.resource(), PATIENCE);
     let tokens: Vec<String> = users
         .iter()
         .map(|u| server.user_token(&format!("{u}@example.com")))
@@ -440,12 +379,12 @@ fn postgres_fifty_grants_and_revokes_at_once_stay_consistent() {
     let first: Vec<String> = std::thread::scope(|s| {
         let asks: Vec<_> = tokens[..25]
             .iter()
-            .map(|t| s.spawn(|| ask(&server, t, &resource, "read", "30m")))
+            .map(|t| s.spawn(|| server.request_access(t, &resource, "read", "30m")))
             .collect();
         asks.into_iter().map(|a| a.join().expect("ask")).collect()
     });
     for (token, id) in tokens.iter().zip(&first) {
-        wait_state(&server, token, id, "active");
+        server.wait_request_state(token, id, "active", PATIENCE);
     }
     let second: Vec<String> = std::thread::scope(|s| {
         for (token, id) in tokens.iter().zip(&first) {
@@ -453,15 +392,15 @@ fn postgres_fifty_grants_and_revokes_at_once_stay_consistent() {
         }
         let asks: Vec<_> = tokens[25..]
             .iter()
-            .map(|t| s.spawn(|| ask(&server, t, &resource, "read", "30m")))
+            .map(|t| s.spawn(|| server.request_access(t, &resource, "read", "30m")))
             .collect();
         asks.into_iter().map(|a| a.join().expect("ask")).collect()
     });
     for (token, id) in tokens.iter().zip(&first) {
-        wait_state(&server, token, id, "revoked");
+        server.wait_request_state(token, id, "revoked", PATIENCE);
     }
     for (token, id) in tokens[25..].iter().zip(&second) {
-        wait_state(&server, token, id, "active");
+        server.wait_request_state(token, id, "active", PATIENCE);
     }
     let rt = runtime();
     let mut members = rt.block_on(pg.admin_strings(&format!(
@@ -549,7 +488,7 @@ fn mariadb_access_is_given_used_and_ends_at_revoke() {
     let rt = runtime();
     let maria = rt.block_on(MariaPlayground::create(&sfx, &alice));
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start_server(
+    let server = Server::start_applied(
         dir.path(),
         &people(std::slice::from_ref(&alice), &format!("mg{sfx}")),
         &flow("maria-e2e", "mysql.database", false),
@@ -562,7 +501,7 @@ fn mariadb_access_is_given_used_and_ends_at_revoke() {
             maria.database
         ),
     );
-    wait_for_resource(&server, &maria.resource());
+    server.wait_resource(&maria.resource(), PATIENCE);
 
     let mut session = rt.block_on(maria.connect());
     let before =
@@ -570,8 +509,8 @@ fn mariadb_access_is_given_used_and_ends_at_revoke() {
     assert!(before.is_err(), "read before the grant: {before:?}");
 
     let token = server.user_token(&format!("{alice}@example.com"));
-    let id = ask(&server, &token, &maria.resource(), "read", "30m");
-    wait_state(&server, &token, &id, "active");
+    let id = server.request_access(&token, &maria.resource(), "read", "30m");
+    server.wait_request_state(&token, &id, "active", PATIENCE);
     let mut session = rt.block_on(maria.connect());
     let rows: Vec<i32> = rt
         .block_on(sqlx::query_scalar(sqlx::AssertSqlSafe(maria.select())).fetch_all(&mut session))
@@ -587,7 +526,7 @@ fn mariadb_access_is_given_used_and_ends_at_revoke() {
     assert!(write.is_err(), "write with read only: {write:?}");
 
     success(&server.cli(Some(&token), &["revoke", &id, "--reason", "done"]));
-    wait_state(&server, &token, &id, "revoked");
+    server.wait_request_state(&token, &id, "revoked", PATIENCE);
     let on_old_session =
         rt.block_on(sqlx::query(sqlx::AssertSqlSafe(maria.select())).fetch_all(&mut session));
     assert!(

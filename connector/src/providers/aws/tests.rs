@@ -241,6 +241,87 @@ fn org_tag(key: &str, value: &str) -> aws_sdk_organizations::types::Tag {
         .expect("tag")
 }
 
+/// Creates the organization (all features) and returns its root's id.
+async fn organization_root(admin: &Clients) -> String {
+    admin
+        .organizations
+        .create_organization()
+        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+        .send()
+        .await
+        .expect("CreateOrganization");
+    let roots = admin
+        .organizations
+        .list_roots()
+        .send()
+        .await
+        .expect("ListRoots");
+    roots.roots()[0].id().expect("root id").to_string()
+}
+
+/// An organizational unit made for a test.
+struct Ou {
+    id: String,
+    arn: String,
+}
+
+/// An OU `name` under `parent` (an id) with `ou_tags`.
+async fn organizational_unit(
+    admin: &Clients,
+    parent: &str,
+    name: &str,
+    ou_tags: &[(&str, &str)],
+) -> Ou {
+    let mut create = admin
+        .organizations
+        .create_organizational_unit()
+        .parent_id(parent)
+        .name(name);
+    for (key, value) in ou_tags {
+        create = create.tags(org_tag(key, value));
+    }
+    let created = create.send().await.expect("CreateOrganizationalUnit");
+    let ou = created.organizational_unit().expect("ou");
+    Ou {
+        id: ou.id().expect("ou id").to_string(),
+        arn: ou.arn().expect("ou arn").to_string(),
+    }
+}
+
+/// A member account `name` (`name@example.com`) with `account_tags`, created (it must succeed
+/// at once, as in moto) and moved from the root to `parent`; returns its id.
+async fn member_account(
+    admin: &Clients,
+    root: &str,
+    parent: &str,
+    name: &str,
+    account_tags: &[(&str, &str)],
+) -> String {
+    use aws_sdk_organizations::types::CreateAccountState;
+    let mut create = admin
+        .organizations
+        .create_account()
+        .email(format!("{name}@example.com"))
+        .account_name(name);
+    for (key, value) in account_tags {
+        create = create.tags(org_tag(key, value));
+    }
+    let created = create.send().await.expect("CreateAccount");
+    let status = created.create_account_status().expect("status");
+    assert_eq!(status.state(), Some(&CreateAccountState::Succeeded));
+    let id = status.account_id().expect("account id").to_string();
+    admin
+        .organizations
+        .move_account()
+        .account_id(&id)
+        .source_parent_id(root)
+        .destination_parent_id(parent)
+        .send()
+        .await
+        .expect("MoveAccount");
+    id
+}
+
 /// The Identity Center instance moto made for the account: (instance ARN, identity store id).
 async fn instance(admin: &Clients) -> (String, String) {
     let out = admin
@@ -379,19 +460,11 @@ fn the_shipped_registry_builds_aws_integrations() {
 
 #[tokio::test]
 async fn sync_reports_the_organization_permission_sets_resources_and_users() {
-    use aws_sdk_organizations::types::CreateAccountState;
-
     let account = Account::new().await;
     let admin = &account.admin;
 
     // Organization: root → Engineering (env=prod) → Platform → prod-app (team=core).
-    admin
-        .organizations
-        .create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await
-        .expect("CreateOrganization");
+    let root = organization_root(admin).await;
     let org = admin
         .organizations
         .describe_organization()
@@ -403,53 +476,10 @@ async fn sync_reports_the_organization_permission_sets_resources_and_users() {
         .and_then(|o| o.arn())
         .expect("org arn")
         .to_string();
-    let roots = admin
-        .organizations
-        .list_roots()
-        .send()
-        .await
-        .expect("ListRoots");
-    let root = roots.roots()[0].id().expect("root id").to_string();
-    let engineering = admin
-        .organizations
-        .create_organizational_unit()
-        .parent_id(&root)
-        .name("Engineering")
-        .tags(org_tag("env", "prod"))
-        .send()
-        .await
-        .expect("CreateOrganizationalUnit");
-    let engineering = engineering.organizational_unit().expect("ou");
-    let platform = admin
-        .organizations
-        .create_organizational_unit()
-        .parent_id(engineering.id().expect("id"))
-        .name("Platform")
-        .send()
-        .await
-        .expect("CreateOrganizationalUnit");
-    let platform = platform.organizational_unit().expect("ou");
-    let created = admin
-        .organizations
-        .create_account()
-        .email("prod-app@example.com")
-        .account_name("prod-app")
-        .tags(org_tag("team", "core"))
-        .send()
-        .await
-        .expect("CreateAccount");
-    let status = created.create_account_status().expect("status");
-    assert_eq!(status.state(), Some(&CreateAccountState::Succeeded));
-    let prod_app = status.account_id().expect("account id").to_string();
-    admin
-        .organizations
-        .move_account()
-        .account_id(&prod_app)
-        .source_parent_id(&root)
-        .destination_parent_id(platform.id().expect("id"))
-        .send()
-        .await
-        .expect("MoveAccount");
+    let engineering = organizational_unit(admin, &root, "Engineering", &[("env", "prod")]).await;
+    let platform = organizational_unit(admin, &engineering.id, "Platform", &[]).await;
+    let prod_app =
+        member_account(admin, &root, &platform.id, "prod-app", &[("team", "core")]).await;
 
     // Identity Center: two permission sets and a user.
     let (instance_arn, store) = instance(admin).await;
@@ -494,7 +524,7 @@ async fn sync_reports_the_organization_permission_sets_resources_and_users() {
     let organization = sink.resource(&org_arn);
     assert_eq!(organization.resource_type, ORGANIZATION_TYPE);
     assert_eq!(organization.parent, None);
-    let engineering_arn = engineering.arn().expect("arn");
+    let engineering_arn = engineering.arn.as_str();
     let eng = sink.resource(engineering_arn);
     assert_eq!(
         (
@@ -505,7 +535,7 @@ async fn sync_reports_the_organization_permission_sets_resources_and_users() {
         (OU_TYPE, "Engineering", Some(org_arn.as_str()))
     );
     assert_eq!(eng.tags, tags(&[("env", "prod")]));
-    let plat = sink.resource(platform.arn().expect("arn"));
+    let plat = sink.resource(&platform.arn);
     assert_eq!(plat.parent.as_deref(), Some(engineering_arn));
     let app = sink.resource(&prod_app);
     assert_eq!(
@@ -514,7 +544,7 @@ async fn sync_reports_the_organization_permission_sets_resources_and_users() {
             app.name.as_str(),
             app.parent.as_deref()
         ),
-        (ACCOUNT_TYPE, "prod-app", platform.arn())
+        (ACCOUNT_TYPE, "prod-app", Some(platform.arn.as_str()))
     );
     assert_eq!(app.tags, tags(&[("team", "core")]));
     // The management account sits in the root.
@@ -658,54 +688,10 @@ async fn without_an_organization_the_account_alone_is_reported() {
 async fn a_throttled_sync_backs_off_retries_and_loses_nothing() {
     let account = Account::new().await;
     let admin = &account.admin;
-    admin
-        .organizations
-        .create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await
-        .expect("CreateOrganization");
-    let roots = admin
-        .organizations
-        .list_roots()
-        .send()
-        .await
-        .expect("ListRoots");
-    let root = roots.roots()[0].id().expect("root id").to_string();
-    let ou = admin
-        .organizations
-        .create_organizational_unit()
-        .parent_id(&root)
-        .name("Workloads")
-        .tags(org_tag("env", "prod"))
-        .send()
-        .await
-        .expect("CreateOrganizationalUnit");
-    let ou = ou.organizational_unit().expect("ou");
+    let root = organization_root(admin).await;
+    let ou = organizational_unit(admin, &root, "Workloads", &[("env", "prod")]).await;
     for name in ["billing", "search"] {
-        let created = admin
-            .organizations
-            .create_account()
-            .email(format!("{name}@example.com"))
-            .account_name(name)
-            .tags(org_tag("team", name))
-            .send()
-            .await
-            .expect("CreateAccount");
-        let id = created
-            .create_account_status()
-            .and_then(|s| s.account_id())
-            .expect("account id")
-            .to_string();
-        admin
-            .organizations
-            .move_account()
-            .account_id(&id)
-            .source_parent_id(&root)
-            .destination_parent_id(ou.id().expect("id"))
-            .send()
-            .await
-            .expect("MoveAccount");
+        member_account(admin, &root, &ou.id, name, &[("team", name)]).await;
     }
     for i in 0..3 {
         account
@@ -745,10 +731,7 @@ async fn a_throttled_sync_backs_off_retries_and_loses_nothing() {
         resources
     };
     assert_eq!(sorted(&sink), sorted(&plain));
-    assert_eq!(
-        sink.resource(ou.arn().expect("arn")).tags,
-        tags(&[("env", "prod")])
-    );
+    assert_eq!(sink.resource(&ou.arn).tags, tags(&[("env", "prod")]));
     assert_eq!(
         sink.resource(&oncall).tags,
         tags(&[("team", "sre"), ("env", "prod"), ("tier", "1")])

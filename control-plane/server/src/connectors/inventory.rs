@@ -141,14 +141,14 @@ impl SyncIntake {
         let store = self.hub.lifecycle.store().clone();
         let actor = self.actor.clone();
         let outbound = self.outbound.clone();
-        let Some(progress) = self.progress(&sync_id, &integration, Some(full)) else {
+        // A sync not taken, or already failed, stores nothing more.
+        let Some(progress) = self
+            .progress(&sync_id, &integration, Some(full))
+            .filter(|progress| progress.error.is_none())
+        else {
             answer(&outbound, &sync_id, batch.digest_pages, Vec::new()).await;
             return;
         };
-        if progress.error.is_some() {
-            answer(&outbound, &sync_id, batch.digest_pages, Vec::new()).await;
-            return;
-        }
         progress.asked = progress.asked.saturating_sub(batch.resources.len() as u64);
         if progress.full == Some(true) {
             // Copies, not the batch's own strings: kept for the whole sync, they are better

@@ -29,8 +29,8 @@ use tokio::task::JoinSet;
 
 use super::call_log::{CallLog, most_within};
 use super::{
-    Account, instance, org_tag, permission_set, raw_request, role, settings_for,
-    testing_credentials,
+    Account, instance, member_account, organization_root, organizational_unit, permission_set,
+    raw_request, role, settings_for, testing_credentials,
 };
 use crate::provider::Provider;
 use crate::providers::aws::AwsProvider;
@@ -282,37 +282,17 @@ async fn seed_resources(account: &str, plan: &[(Kind, usize, &'static str)]) {
 /// The organization: `OUS` OUs and `ACCOUNTS` accounts spread over them, all tagged.
 async fn seed_organization(account: &Arc<Account>) {
     let admin = &account.admin;
-    admin
-        .organizations
-        .create_organization()
-        .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
-        .send()
-        .await
-        .expect("CreateOrganization");
-    let roots = admin
-        .organizations
-        .list_roots()
-        .send()
-        .await
-        .expect("ListRoots");
-    let root = roots.roots()[0].id().expect("root").to_string();
+    let root = organization_root(admin).await;
     let mut ous = Vec::new();
     for i in 0..OUS {
-        let ou = admin
-            .organizations
-            .create_organizational_unit()
-            .parent_id(&root)
-            .name(format!("ou-{i}"))
-            .tags(org_tag("index", &i.to_string()))
-            .send()
-            .await
-            .expect("CreateOrganizationalUnit");
-        ous.push(
-            ou.organizational_unit()
-                .and_then(|o| o.id())
-                .expect("id")
-                .to_string(),
-        );
+        let ou = organizational_unit(
+            admin,
+            &root,
+            &format!("ou-{i}"),
+            &[("index", &i.to_string())],
+        )
+        .await;
+        ous.push(ou.id);
     }
     let ous = Arc::new(ous);
     let mut tasks = JoinSet::new();
@@ -320,35 +300,16 @@ async fn seed_organization(account: &Arc<Account>) {
         let (account, ous, root) = (account.clone(), ous.clone(), root.clone());
         tasks.spawn(async move {
             for i in (worker..ACCOUNTS).step_by(SEEDERS) {
-                let created = account
-                    .admin
-                    .organizations
-                    .create_account()
-                    .email(format!("acct-{i}@example.com"))
-                    .account_name(format!("acct-{i}"))
-                    .tags(org_tag(
-                        "env",
-                        if i.is_multiple_of(2) { "prod" } else { "dev" },
-                    ))
-                    .tags(org_tag("team", &format!("team-{:02}", i % 25)))
-                    .send()
-                    .await
-                    .expect("CreateAccount");
-                let id = created
-                    .create_account_status()
-                    .and_then(|s| s.account_id())
-                    .expect("account id")
-                    .to_string();
-                account
-                    .admin
-                    .organizations
-                    .move_account()
-                    .account_id(&id)
-                    .source_parent_id(&root)
-                    .destination_parent_id(&ous[i % ous.len()])
-                    .send()
-                    .await
-                    .expect("MoveAccount");
+                let env = if i.is_multiple_of(2) { "prod" } else { "dev" };
+                let team = format!("team-{:02}", i % 25);
+                member_account(
+                    &account.admin,
+                    &root,
+                    &ous[i % ous.len()],
+                    &format!("acct-{i}"),
+                    &[("env", env), ("team", &team)],
+                )
+                .await;
             }
         });
     }
